@@ -1,0 +1,121 @@
+"""The app's one event bus: typed events in, JSON lines (and later WebSocket, logs) out."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, ClassVar, Optional, TextIO
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base of every event; `name` is what subscribers see as "event"."""
+
+    name: ClassVar[str] = "event"
+
+    def to_dict(self) -> dict[str, Any]:
+        """Fields of the event as a JSON-ready dict (without event name and time)."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class SessionStart(Event):
+    """The app is ready: which model and settings a session runs with."""
+
+    name: ClassVar[str] = "session_start"
+    model: str
+    fine_tuned: bool
+    age_group: str
+    language: str
+
+
+@dataclass(frozen=True)
+class TurnStart(Event):
+    """A child's turn begins being answered."""
+
+    name: ClassVar[str] = "turn_start"
+    turn: int
+    text: str
+    mode: str
+
+
+@dataclass(frozen=True)
+class SentenceReady(Event):
+    """A complete sentence of the reply, ready to be spoken or shown."""
+
+    name: ClassVar[str] = "sentence"
+    turn: int
+    index: int
+    text: str
+
+
+@dataclass(frozen=True)
+class TurnEnd(Event):
+    """A turn finished (or was cancelled), with its latency breakdown in seconds."""
+
+    name: ClassVar[str] = "turn_end"
+    turn: int
+    sentences: int
+    tokens: int
+    cancelled: bool
+    first_token_s: Optional[float]
+    first_sentence_s: Optional[float]
+    total_s: float
+
+
+@dataclass(frozen=True)
+class ErrorEvent(Event):
+    """A stage failed; the session goes on."""
+
+    name: ClassVar[str] = "error"
+    stage: str
+    message: str
+
+
+@dataclass
+class EventBus:
+    """Fan out events to subscribers, stamped with seconds since the bus started."""
+
+    clock: Callable[[], float] = time.monotonic
+    _subscribers: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._t0 = self.clock()
+
+    def subscribe(self, fn: Callable[[dict[str, Any]], None]) -> None:
+        """Call fn(record) for every event from now on; record is {"event", "t", **fields}."""
+        with self._lock:
+            self._subscribers.append(fn)
+
+    def emit(self, event: Event) -> dict[str, Any]:
+        """Publish an event to every subscriber; returns the record sent."""
+        record = {"event": event.name, "t": round(self.clock() - self._t0, 4), **event.to_dict()}
+        with self._lock:
+            subscribers = list(self._subscribers)
+        for fn in subscribers:
+            fn(record)
+        return record
+
+
+class JsonLinesSink:
+    """Append one JSON object per event to a file, flushed so another program can tail it."""
+
+    def __init__(self, path: str):
+        self._file: TextIO = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self._lock = threading.Lock()
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, ensure_ascii=False)
+        with self._lock:
+            if not self._file.closed:
+                self._file.write(line + "\n")
+                self._file.flush()
+
+    def close(self) -> None:
+        """Close the file; later events are dropped."""
+        with self._lock:
+            self._file.close()

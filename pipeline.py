@@ -1,0 +1,77 @@
+"""One turn from the child's words to the storyteller's sentences, announced on the event bus."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from typing import Callable, Iterable, Optional
+
+from events import ErrorEvent, EventBus, SentenceReady, TurnEnd, TurnStart
+from errors import StorytellerAppError
+from llm.storyteller import FirstToken, ReplyDone, Sentence, Storyteller, TurnPlan
+
+log = logging.getLogger(__name__)
+
+# What the child hears when a turn fails, so silence never means "it's broken".
+SORRY = {
+    "en": "Oops, my story book got stuck. Can you ask me again?",
+    "fr": "Oups, mon livre d'histoires s'est coincé. Tu peux me redemander ?",
+    "de": "Hoppla, mein Geschichtenbuch klemmt. Kannst du mich noch einmal fragen?",
+}
+
+
+class Session:
+    """Runs turns one after another; `say` receives every sentence the child should hear."""
+
+    def __init__(self, storyteller: Storyteller, bus: EventBus, say: Callable[[str], None]):
+        self.storyteller, self.bus, self.say = storyteller, bus, say
+        self.turns = 0
+
+    def run_turn(self, child_text: str, cancel: Optional[threading.Event] = None) -> Optional[TurnEnd]:
+        """Answer one turn; a failing model is reported and apologised for, never fatal."""
+        cancel = cancel or threading.Event()
+        self.turns += 1
+        turn, t0 = self.turns, time.monotonic()
+        first_token = first_sentence = None
+        count = 0
+        try:
+            for item in self.storyteller.stream(child_text, cancel):
+                if isinstance(item, TurnPlan):
+                    self.bus.emit(TurnStart(turn=turn, text=child_text, mode=item.mode.value))
+                elif isinstance(item, FirstToken):
+                    first_token = time.monotonic() - t0
+                elif isinstance(item, Sentence):
+                    first_sentence = first_sentence if first_sentence is not None else time.monotonic() - t0
+                    count += 1
+                    self.bus.emit(SentenceReady(turn=turn, index=item.index, text=item.text))
+                    self.say(item.text)
+                elif isinstance(item, ReplyDone):
+                    end = TurnEnd(
+                        turn=turn,
+                        sentences=count,
+                        tokens=item.tokens,
+                        cancelled=item.cancelled,
+                        first_token_s=_round(first_token),
+                        first_sentence_s=_round(first_sentence),
+                        total_s=round(time.monotonic() - t0, 4),
+                    )
+                    self.bus.emit(end)
+                    return end
+        except StorytellerAppError as err:
+            log.error("%s", err)
+            self.bus.emit(ErrorEvent(stage="llm", message=str(err)))
+            self.say(SORRY.get(self.storyteller.language, SORRY["en"]))
+        return None
+
+    def run_text(self, lines: Iterable[str], stop: threading.Event) -> None:
+        """The --text loop: one line a turn until the input ends or stop is set."""
+        for line in lines:
+            if stop.is_set():
+                break
+            if line.strip():
+                self.run_turn(line.strip(), stop)
+
+
+def _round(value: Optional[float]) -> Optional[float]:
+    return None if value is None else round(value, 4)

