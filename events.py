@@ -67,6 +67,31 @@ class TurnEnd(Event):
 
 
 @dataclass(frozen=True)
+class SpeakStart(Event):
+    """The first sample of a sentence is being played."""
+
+    name: ClassVar[str] = "speak_start"
+    text: str
+
+
+@dataclass(frozen=True)
+class SpeakEnd(Event):
+    """A sentence finished playing."""
+
+    name: ClassVar[str] = "speak_end"
+    text: str
+
+
+@dataclass(frozen=True)
+class SpeakStopped(Event):
+    """A sentence was cut short by stop() after played_s seconds."""
+
+    name: ClassVar[str] = "speak_stopped"
+    text: str
+    played_s: float
+
+
+@dataclass(frozen=True)
 class ErrorEvent(Event):
     """A stage failed; the session goes on."""
 

@@ -27,6 +27,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--age-group", help=f"one of: {', '.join(AGE_GROUPS)}")
     p.add_argument("--language", choices=LANGUAGES, help="language of the stories")
     p.add_argument("--events", metavar="PATH", help="append one JSON object per event to PATH")
+    p.add_argument("--mute", action="store_true", help="text only: play nothing on the audio device")
+    p.add_argument("--output-wav", metavar="FILE", help="write everything spoken in the session to one wav")
+    p.add_argument("--list-voices", action="store_true", help="list the speech engine's voices and exit")
+    p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
     p.add_argument("-v", "--verbose", action="store_true", help="log details (timings, model loading)")
     return p.parse_args(argv)
 
@@ -37,6 +41,7 @@ def build_settings(args: argparse.Namespace) -> Settings:
     return settings.with_overrides(
         story={"age_group": args.age_group, "language": args.language},
         events={"path": args.events},
+        speech={"output_wav": args.output_wav},
     )
 
 
@@ -48,13 +53,61 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
+def build_speaker(settings: Settings, args: argparse.Namespace, bus: EventBus):
+    """The speaker for this session, or None for text only; a missing device is a warning, not a crash."""
+    from audio.devices import DeviceOutput, WavRecorder
+    from audio.speak import Speaker, describe
+    from audio.tts import create_synthesizer
+    from errors import SpeechError
+
+    speech = settings.speech
+    play = speech.enabled and not args.mute
+    if not play and not speech.output_wav:
+        return None
+    try:
+        synth = create_synthesizer(speech, settings.story.language)
+    except SpeechError as err:
+        log.warning("no voice: %s; continuing in text only", err)
+        return None
+    output = None
+    if play:
+        try:
+            output = DeviceOutput(speech.output_device)
+        except SpeechError as err:
+            log.warning("%s; continuing in text%s", err, " and --output-wav" if speech.output_wav else " only")
+    recorder = WavRecorder(speech.output_wav) if speech.output_wav else None
+    if not output and not recorder:
+        return None
+    speaker = Speaker(synth, bus, output=output, recorder=recorder)
+    log.info("speech: %s", describe(speaker))
+    return speaker
+
+
+def list_and_exit(settings: Settings, args: argparse.Namespace) -> int:
+    """--list-voices / --list-devices."""
+    if args.list_devices:
+        from audio.devices import list_devices
+
+        print(list_devices())
+    if args.list_voices:
+        from audio.tts import create_synthesizer
+
+        synth = create_synthesizer(settings.speech, settings.story.language)
+        for v in synth.voices():
+            print(f"{v.id}\t{v.name}\t{','.join(v.languages)}")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Build everything from settings and run the session; returns the exit code."""
     settings = build_settings(args)
+    if args.list_voices or args.list_devices:
+        return list_and_exit(settings, args)
     bus = EventBus()
     sink = JsonLinesSink(settings.events.path) if settings.events.path else None
     if sink:
         bus.subscribe(sink)
+    speaker = None
     try:
         from llm.backends import create_backend
         from llm.storyteller import Storyteller
@@ -67,16 +120,18 @@ def run(args: argparse.Namespace) -> int:
             log.warning("note: this model is not the Phi-Ed fine-tune; stories come from the plain model")
         story = settings.story
         storyteller = Storyteller(backend, story.age_group, story.language, settings.llm.memory_tokens, story.max_sentence_words)
+        speaker = build_speaker(settings, args, bus)
         bus.emit(SessionStart(model=backend.description, fine_tuned=backend.fine_tuned, age_group=story.age_group, language=story.language))
-        session = Session(storyteller, bus, say=_print_sentence)
-        stop = threading.Event()
+        session = Session(storyteller, bus, show=_print_sentence, speaker=speaker)
         if not args.text:
             log.warning("hands-free listening is not available yet; reading turns from standard input")
         if sys.stdin.isatty():
             print(f"Ready ({story.age_group}, {story.language}). Type what the child says; Ctrl-D to end.", file=sys.stderr)
-        session.run_text(sys.stdin, stop)
+        session.run_text(sys.stdin, threading.Event())
         return 0
     finally:
+        if speaker:
+            speaker.close()
         if sink:
             sink.close()
 

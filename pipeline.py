@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Iterable, Optional
+from typing import Callable, Iterable, Optional, Protocol
 
 from events import ErrorEvent, EventBus, SentenceReady, TurnEnd, TurnStart
 from errors import StorytellerAppError
@@ -21,12 +21,26 @@ SORRY = {
 }
 
 
-class Session:
-    """Runs turns one after another; `say` receives every sentence the child should hear."""
+class Voice(Protocol):
+    """What the session needs of the speaker (audio.speak.Speaker)."""
 
-    def __init__(self, storyteller: Storyteller, bus: EventBus, say: Callable[[str], None]):
-        self.storyteller, self.bus, self.say = storyteller, bus, say
+    def say(self, text: str) -> None: ...
+    def stop(self) -> None: ...
+    def wait_idle(self, timeout: Optional[float] = None) -> bool: ...
+
+
+class Session:
+    """Runs turns one after another: each sentence is shown (printed) and, with a speaker, spoken."""
+
+    def __init__(self, storyteller: Storyteller, bus: EventBus, show: Callable[[str], None], speaker: Optional[Voice] = None):
+        self.storyteller, self.bus, self.show, self.speaker = storyteller, bus, show, speaker
         self.turns = 0
+
+    def say(self, text: str) -> None:
+        """Show a sentence and queue it for speech; the model goes on writing meanwhile."""
+        self.show(text)
+        if self.speaker:
+            self.speaker.say(text)
 
     def run_turn(self, child_text: str, cancel: Optional[threading.Event] = None) -> Optional[TurnEnd]:
         """Answer one turn; a failing model is reported and apologised for, never fatal."""
@@ -57,12 +71,23 @@ class Session:
                         total_s=round(time.monotonic() - t0, 4),
                     )
                     self.bus.emit(end)
+                    self._finish_speech(cancel)
                     return end
         except StorytellerAppError as err:
             log.error("%s", err)
             self.bus.emit(ErrorEvent(stage="llm", message=str(err)))
             self.say(SORRY.get(self.storyteller.language, SORRY["en"]))
+            self._finish_speech(cancel)
         return None
+
+    def _finish_speech(self, cancel: threading.Event) -> None:
+        """A cancelled turn goes silent at once; otherwise the turn ends when its speech does."""
+        if not self.speaker:
+            return
+        if cancel.is_set():
+            self.speaker.stop()
+        else:
+            self.speaker.wait_idle()
 
     def run_text(self, lines: Iterable[str], stop: threading.Event) -> None:
         """The --text loop: one line a turn until the input ends or stop is set."""

