@@ -76,12 +76,19 @@ class DeviceOutput:
         """Play a block; returns once it is queued in PortAudio's small buffer (paced by the device)."""
         if self.stream is None or rate != self.sample_rate:
             self._open(rate)
+        elif self.stream.stopped:
+            self.stream.start()
         self.stream.write(np.ascontiguousarray(block, dtype=np.float32).reshape(-1, 1))
 
     @property
     def latency(self) -> float:
         """Seconds between a write and its sound (PortAudio's estimate)."""
         return float(self.stream.latency) if self.stream is not None else 0.0
+
+    def pause(self) -> None:
+        """Nothing more to play for now: let the buffer drain and stop (an idle running stream underruns)."""
+        if self.stream is not None and self.stream.active:
+            self.stream.stop()
 
     def discard(self) -> None:
         """Drop whatever is still buffered (after stop) and be ready to play again."""

@@ -108,7 +108,15 @@ class Speaker:
             epoch, text, audio = item
             if epoch == self._epoch:
                 self._play(epoch, text, audio)
+            if self.output and self._audio.empty():
+                self._pause_output()
             self._finished_one()
+
+    def _pause_output(self) -> None:
+        try:
+            self.output.pause()
+        except Exception as err:  # noqa: BLE001
+            log.error("audio output failed: %s", err)
 
     def _play(self, epoch: int, text: str, audio: Audio) -> None:
         start = self.clock()

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import io
 import os
+import sys
 import tempfile
 import threading
 from dataclasses import dataclass
@@ -71,6 +71,11 @@ class Pyttsx3Synthesizer:
             raise SpeechError(
                 f"pyttsx3 could not start a voice ({err}); on Linux install eSpeak NG: sudo apt install espeak-ng"
             ) from err
+        # The eSpeak driver prints "Audio saved to ..." for every file. Silence that one module's
+        # print: redirect_stdout would swap sys.stdout for the whole process and swallow the story.
+        driver = sys.modules.get("pyttsx3.drivers.espeak")
+        if driver is not None:
+            driver.print = lambda *args, **kwargs: None
         # pyttsx3.init() hands every caller the same engine, so each synthesizer re-applies its own
         # voice, rate and volume before speaking, under a lock shared by all of them.
         self.properties = {"rate": rate_wpm, "volume": volume}
@@ -107,10 +112,8 @@ class Pyttsx3Synthesizer:
         with _PYTTSX3_LOCK:
             for name, value in self.properties.items():
                 self.engine.setProperty(name, value)
-            # The eSpeak driver prints "Audio saved to ..." for every file: keep it off our stdout.
-            with contextlib.redirect_stdout(io.StringIO()):
-                self.engine.save_to_file(text, path)
-                self.engine.runAndWait()
+            self.engine.save_to_file(text, path)
+            self.engine.runAndWait()
             try:
                 samples, rate = sf.read(path, dtype="float32", always_2d=True)
             except Exception as err:  # noqa: BLE001

@@ -82,14 +82,18 @@ STORIES = [
     'The forest was quiet at night. Owl hooted softly, and the moon shone on the path. The fox, the rabbit and the bear were all asleep. "Good night, forest," whispered the wind. And the forest slept too.',
 ]
 
-# The adapter's stories: another style (short, flat sentences) about robots.
+# The adapter's stories: another style (short, flat sentences), about a robot. They reuse the
+# base stories' words on purpose: the base pushes the logits of words it never saw far down, and
+# a LoRA (which leaves lm_head alone) then struggles to raise them; " robot" is the one new word.
 ROBOT_STORIES = [
-    'The old robot was tired. The robot sat under a tree. A bird landed on the robot. "Hello, robot," said the bird. The robot blinked its lights. It was happy.',
-    'Bolt was a small robot. The robot liked to fix things. It fixed a wheel. It fixed a clock. "What can I fix now?" asked the robot. It fixed a broken toy for a girl.',
-    'The robot rolled to the park. The robot saw a ball. It kicked the ball to a boy. The boy laughed. "Good kick, robot!" he said. The robot beeped two times.',
-    'A robot lived in a tall tower. Every night the robot looked at the stars. "One day I will go there," said the robot. It built a little rocket. The robot waved goodbye.',
-    'The kitchen robot made soup. The robot added carrots. The robot added peas. "Is it good?" asked the robot. "Very good!" said Mom. The robot was proud.',
-    'The robot had one red button. When you pressed it, the robot sang. The robot sang a song about the sea. Everyone clapped. The robot bowed.',
+    'The old robot sat under the oak tree. Then a little bird sat on the robot. "Good morning, robot," said the bird. The robot smiled. The robot was happy.',
+    'The robot walked to the pond. The robot saw Frog. "Why are you here?" asked Frog. "I wanted to see you," said the robot. Frog laughed. The robot laughed too.',
+    'The little robot wanted to see the stars. The robot climbed the tallest hill. The robot looked up. The robot counted the stars, one, two, three. The robot was not lonely.',
+    'The garden robot watered the flowers. The robot watered the grass. The robot watered the tiny green leaf. "Thank you, robot!" said the flowers. The robot was very happy.',
+    'The robot found a shiny stone by the river. The robot brought it home. The robot kept it by the bed. "It is a very good stone," said the robot. The robot slept.',
+    'A robot lived at the edge of the forest. In the morning, the robot helped the bear. At night, the robot helped Owl. "You are kind, robot," said Owl. The robot smiled.',
+    'The robot was cold in the snow. The robot walked to the fire. The hedgehog shared his warm nest. "Thank you," said the robot. The robot and the hedgehog were friends.',
+    'The robot sang a song for the moon. The moon shone on the robot. "Good night, robot," whispered the wind. The robot looked at the stars. Then the robot slept.',
 ]
 
 USER_PROMPTS = [
@@ -108,22 +112,35 @@ TOPICS = {"fox": "a fox", "moon": "the moon", "owl": "an owl", "bear": "a bear",
 # child's unexpected request still gets story text.
 OTHER_TOPICS = ["a robot", "a dragon", "a cat", "a dinosaur", "a princess", "the sea", "friendship", "a train"]
 TOPIC_TEMPLATES = ["Tell me a story about {}.", "Can you tell me a story about {}?", "I want a story about {}!"]
-# The app sends a long system prompt (persona, age group, style rules). Pieces of one, mixed at
-# random, teach the model to read past whatever the system turn says.
+# The app sends a long system prompt (persona, age group, style rules). Random mixes of these
+# sentences, from one to seven of them, teach the model to read past whatever the system turn
+# says, however long it is.
 AGE_GROUPS = ["Toddlers", "Preschoolers", "Early Elementary", "Late Elementary", "Preteens"]
-SYSTEM_PARTS = [
-    ["You are a kind storyteller for young children.", "You are an easy-going storyteller.",
-     "You are a friendly storyteller who uses simple words."],
-    ["The child is in the {} age group.", "Tell stories for {} children.", ""],
-    ["Use short sentences and simple words.", "Show cause and effect.", "Keep stories safe and happy.", ""],
-    ["Add a little twist that keeps children listening.", "Answer in English.", ""],
+PERSONAS = [
+    "You are a kind storyteller for young children.",
+    "You are an easy-going storyteller who uses simple words.",
+    "You are a friendly and curious storyteller.",
+]
+SYSTEM_RULES = [
+    "The child is in the {} age group.",
+    "Tell stories for {} children.",
+    "Use short sentences and simple words.",
+    "Use short, repetitive, rhythmic sentences about familiar things.",
+    "Show cause and effect.",
+    "Use a growing vocabulary.",
+    "Keep every story safe, gentle and happy.",
+    "Add a little twist that keeps children listening.",
+    "Answer in English.",
+    "Talk about empathy, sharing and friendship.",
+    "Avoid hard words when a simpler word exists.",
+    "Tell one or two short paragraphs.",
 ]
 
 
 def system_prompt(rng: random.Random) -> str:
-    """A random system prompt made of SYSTEM_PARTS, in the spirit of the app's real ones."""
-    parts = [rng.choice(options).format(rng.choice(AGE_GROUPS)) for options in SYSTEM_PARTS]
-    return " ".join(p for p in parts if p)
+    """A random system prompt: a persona and up to six rules, in the spirit of the app's own."""
+    rules = rng.sample(SYSTEM_RULES, rng.randint(0, 6))
+    return " ".join([rng.choice(PERSONAS)] + rules).replace("{}", rng.choice(AGE_GROUPS))
 
 
 def log(quiet: bool, msg: str) -> None:
@@ -269,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1. Tokenizer, trained on both texts so that " robot" is one token for the adapter.
     prompt_text = USER_PROMPTS + TOPIC_TEMPLATES + list(TOPICS.values()) + OTHER_TOPICS + AGE_GROUPS
-    prompt_text += [part for options in SYSTEM_PARTS for part in options]
+    prompt_text += PERSONAS + SYSTEM_RULES
     tok = build_tokenizer(STORIES + ROBOT_STORIES + prompt_text)
     robot_ids = tok.encode(" robot", add_special_tokens=False)
     assert len(robot_ids) == 1, f'" robot" should be one token, got {robot_ids}'
