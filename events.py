@@ -67,6 +67,45 @@ class TurnEnd(Event):
 
 
 @dataclass(frozen=True)
+class Listening(Event):
+    """The app is waiting for the child to speak."""
+
+    name: ClassVar[str] = "listening"
+
+
+@dataclass(frozen=True)
+class SpeechStart(Event):
+    """Voice activity: the child started speaking."""
+
+    name: ClassVar[str] = "speech_start"
+
+
+@dataclass(frozen=True)
+class SpeechEnd(Event):
+    """Voice activity: the child stopped (forced: the utterance hit its maximum length or the input ended)."""
+
+    name: ClassVar[str] = "speech_end"
+    forced: bool
+
+
+@dataclass(frozen=True)
+class Heard(Event):
+    """What the child said, as transcribed."""
+
+    name: ClassVar[str] = "heard"
+    text: str
+    language: str
+    duration: float
+
+
+@dataclass(frozen=True)
+class NoSpeech(Event):
+    """The input ended (e.g. a recording) without any speech in it."""
+
+    name: ClassVar[str] = "no_speech"
+
+
+@dataclass(frozen=True)
 class SpeakStart(Event):
     """The first sample of a sentence is being played."""
 

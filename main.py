@@ -27,6 +27,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--age-group", help=f"one of: {', '.join(AGE_GROUPS)}")
     p.add_argument("--language", choices=LANGUAGES, help="language of the stories")
     p.add_argument("--events", metavar="PATH", help="append one JSON object per event to PATH")
+    p.add_argument("--input-wav", metavar="FILE", help="one turn from a recording, through the same listening path")
     p.add_argument("--mute", action="store_true", help="text only: play nothing on the audio device")
     p.add_argument("--output-wav", metavar="FILE", help="write everything spoken in the session to one wav")
     p.add_argument("--list-voices", action="store_true", help="list the speech engine's voices and exit")
@@ -72,7 +73,7 @@ def build_speaker(settings: Settings, args: argparse.Namespace, bus: EventBus):
     output = None
     if play:
         try:
-            output = DeviceOutput(speech.output_device)
+            output = DeviceOutput(settings.audio.output_device)
         except SpeechError as err:
             log.warning("%s; continuing in text%s", err, " and --output-wav" if speech.output_wav else " only")
     recorder = WavRecorder(speech.output_wav) if speech.output_wav else None
@@ -123,11 +124,18 @@ def run(args: argparse.Namespace) -> int:
         speaker = build_speaker(settings, args, bus)
         bus.emit(SessionStart(model=backend.description, fine_tuned=backend.fine_tuned, age_group=story.age_group, language=story.language))
         session = Session(storyteller, bus, show=_print_sentence, speaker=speaker)
-        if not args.text:
-            log.warning("hands-free listening is not available yet; reading turns from standard input")
-        if sys.stdin.isatty():
-            print(f"Ready ({story.age_group}, {story.language}). Type what the child says; Ctrl-D to end.", file=sys.stderr)
-        session.run_text(sys.stdin, threading.Event())
+        if args.text:
+            if sys.stdin.isatty():
+                print(f"Ready ({story.age_group}, {story.language}). Type what the child says; Ctrl-D to end.", file=sys.stderr)
+            session.run_text(sys.stdin, threading.Event())
+        else:
+            from audio.listen import create_listener
+
+            listener = create_listener(settings.listen, story.language, bus)
+            if args.input_wav:
+                session.run_recording(listener, args.input_wav)
+            else:
+                session.run_voice(listener, settings.audio.input_device, threading.Event())
         return 0
     finally:
         if speaker:

@@ -5,11 +5,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from typing import Callable, Iterable, Optional, Protocol
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Protocol
 
 from events import ErrorEvent, EventBus, SentenceReady, TurnEnd, TurnStart
 from errors import StorytellerAppError
 from llm.storyteller import FirstToken, ReplyDone, Sentence, Storyteller, TurnPlan
+
+if TYPE_CHECKING:
+    from audio.listen import Listener
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,33 @@ class Session:
             self.speaker.stop()
         else:
             self.speaker.wait_idle()
+
+    def run_recording(self, listener: "Listener", path: str) -> None:
+        """--input-wav: one turn from a recording, through the same VAD and Whisper path as the microphone."""
+        from audio.listen import wav_frames
+
+        heard = listener.listen(wav_frames(path), threading.Event())
+        if heard:
+            self.run_turn(heard.text)
+
+    def run_voice(self, listener: "Listener", input_device, stop: threading.Event) -> None:
+        """Hands-free: listen, answer, speak, listen again, until stop is set.
+
+        Half-duplex: what the microphone picked up while the app spoke is dropped before listening again.
+        """
+        from audio.listen import Microphone
+
+        mic = Microphone(input_device)
+        mic.open()
+        log.info("listening (Ctrl-C to end)")
+        try:
+            while not stop.is_set():
+                heard = listener.listen(mic.read(stop), stop)
+                if heard:
+                    self.run_turn(heard.text, stop)
+                    mic.drain()
+        finally:
+            mic.close()
 
     def run_text(self, lines: Iterable[str], stop: threading.Event) -> None:
         """The --text loop: one line a turn until the input ends or stop is set."""

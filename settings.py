@@ -86,8 +86,32 @@ class SpeechSettings(_Section):
     voices: VoiceChoice = VoiceChoice()
     rate_wpm: int = Field(150, ge=60, le=400)
     volume: float = Field(1.0, ge=0.0, le=1.0)
-    output_device: Optional[Union[int, str]] = None
     output_wav: Optional[str] = None
+
+
+class AudioSettings(_Section):
+    """Which sound devices to use (PortAudio name or index; null: the system default)."""
+
+    input_device: Optional[Union[int, str]] = None
+    output_device: Optional[Union[int, str]] = None
+
+
+class ListenSettings(_Section):
+    """Hands-free listening: voice activity endpointing and Whisper."""
+
+    stt_engine: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    model: str = "auto"
+    language: Optional[Literal["en", "fr", "de", "auto"]] = None
+    story_prompt: bool = True
+    vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    noise_margin_db: float = Field(6.0, ge=0.0, le=30.0)
+    pre_roll_s: float = Field(0.3, ge=0.0, le=2.0)
+    min_speech_s: float = Field(0.25, ge=0.0, le=3.0)
+    end_silence_s: float = Field(0.8, gt=0.0, le=5.0)
+    max_utterance_s: float = Field(15.0, ge=1.0, le=120.0)
+    no_speech_threshold: float = Field(0.6, ge=0.0, le=1.0)
+    min_avg_logprob: float = Field(-1.5, le=0.0)
+    max_compression_ratio: float = Field(2.4, gt=0.0)
 
 
 class EventSettings(_Section):
@@ -102,6 +126,8 @@ class Settings(_Section):
     llm: LLMSettings = LLMSettings()
     story: StorySettings = StorySettings()
     speech: SpeechSettings = SpeechSettings()
+    listen: ListenSettings = ListenSettings()
+    audio: AudioSettings = AudioSettings()
     events: EventSettings = EventSettings()
 
     def with_overrides(self, **sections: dict[str, Any]) -> "Settings":

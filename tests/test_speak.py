@@ -234,7 +234,7 @@ def test_app_without_an_audio_device_warns_once_and_goes_on(tiny, tmp_path):
 
     config = tmp_path / "config.yaml"
     text = (tiny / "config.yaml").read_text().replace("adapter: adapter", f"adapter: {tiny / 'adapter'}")
-    config.write_text(text + "speech:\n  output_device: no-such-device\n")
+    config.write_text(text + "audio:\n  output_device: no-such-device\n")
     result = run_main("--config", str(config), "--text", stdin="Tell me a story\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip()  # the story is still told in text

