@@ -160,3 +160,16 @@ def test_app_reports_a_recording_without_speech(tiny, tmp_path):
     assert result.returncode == 0, result.stderr
     names = [json.loads(line)["event"] for line in events.read_text().splitlines()]
     assert "no_speech" in names and "sentence" not in names
+
+
+def test_missing_microphone_is_one_line_suggesting_text(tiny, tmp_path):
+    from tests.helpers import run_main
+
+    config = tmp_path / "config.yaml"
+    text = (tiny / "config.yaml").read_text().replace("adapter: adapter", f"adapter: {tiny / 'adapter'}")
+    config.write_text(text + "audio:\n  input_device: no-such-microphone\n")
+    result = run_main("--config", str(config), "--mute", timeout=120)
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "microphone" in errors[0] and "--text" in errors[0]
+    assert "Traceback" not in result.stderr
