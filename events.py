@@ -54,15 +54,22 @@ class SentenceReady(Event):
 
 @dataclass(frozen=True)
 class TurnEnd(Event):
-    """A turn finished (or was cancelled), with its latency breakdown in seconds."""
+    """A turn finished (or was cancelled), with its latency breakdown.
+
+    Seconds from the end of the child's speech (or the typed line): stt_s when the transcript was
+    ready, then the model's first token, first complete sentence, first audio played, and the end
+    of the turn's speech (total_s). None for a step that did not happen.
+    """
 
     name: ClassVar[str] = "turn_end"
     turn: int
     sentences: int
     tokens: int
     cancelled: bool
+    stt_s: Optional[float]
     first_token_s: Optional[float]
     first_sentence_s: Optional[float]
+    first_audio_s: Optional[float]
     total_s: float
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Optional, Protocol
 
 from events import ErrorEvent, EventBus, SentenceReady, TurnEnd, TurnStart
@@ -24,6 +25,22 @@ SORRY = {
 }
 
 
+@dataclass
+class _Marks:
+    """Seconds from the end of the child's speech (or typed line) to each step of the current turn."""
+
+    t0: float
+    transcript: Optional[float] = None
+    first_token: Optional[float] = None
+    first_sentence: Optional[float] = None
+    first_audio: Optional[float] = None
+
+    def mark(self, step: str) -> None:
+        """Record the first time a step happens."""
+        if getattr(self, step) is None:
+            setattr(self, step, round(time.monotonic() - self.t0, 4))
+
+
 class Voice(Protocol):
     """What the session needs of the speaker (audio.speak.Speaker)."""
 
@@ -38,6 +55,8 @@ class Session:
     def __init__(self, storyteller: Storyteller, bus: EventBus, show: Callable[[str], None], speaker: Optional[Voice] = None):
         self.storyteller, self.bus, self.show, self.speaker = storyteller, bus, show, speaker
         self.turns = 0
+        self._marks: Optional[_Marks] = None
+        bus.subscribe(self._on_event)
 
     def say(self, text: str) -> None:
         """Show a sentence and queue it for speech; the model goes on writing meanwhile."""
@@ -45,43 +64,48 @@ class Session:
         if self.speaker:
             self.speaker.say(text)
 
-    def run_turn(self, child_text: str, cancel: Optional[threading.Event] = None) -> Optional[TurnEnd]:
-        """Answer one turn; a failing model is reported and apologised for, never fatal."""
+    def run_turn(self, child_text: str, cancel: Optional[threading.Event] = None, stt_s: Optional[float] = None) -> Optional[TurnEnd]:
+        """Answer one turn; a failing model is reported and apologised for, never fatal.
+
+        Latencies are measured from the end of the child's speech: `stt_s` (transcription time)
+        before this call, or from the typed line in --text mode.
+        """
         cancel = cancel or threading.Event()
         self.turns += 1
-        turn, t0 = self.turns, time.monotonic()
-        first_token = first_sentence = None
-        count = 0
+        turn = self.turns
+        marks = self._marks = _Marks(time.monotonic() - (stt_s or 0.0), transcript=None if stt_s is None else round(stt_s, 4))
+        count = tokens = 0
         try:
             for item in self.storyteller.stream(child_text, cancel):
                 if isinstance(item, TurnPlan):
                     self.bus.emit(TurnStart(turn=turn, text=child_text, mode=item.mode.value))
                 elif isinstance(item, FirstToken):
-                    first_token = time.monotonic() - t0
+                    marks.mark("first_token")
                 elif isinstance(item, Sentence):
-                    first_sentence = first_sentence if first_sentence is not None else time.monotonic() - t0
+                    marks.mark("first_sentence")
                     count += 1
                     self.bus.emit(SentenceReady(turn=turn, index=item.index, text=item.text))
                     self.say(item.text)
                 elif isinstance(item, ReplyDone):
-                    end = TurnEnd(
-                        turn=turn,
-                        sentences=count,
-                        tokens=item.tokens,
-                        cancelled=item.cancelled,
-                        first_token_s=_round(first_token),
-                        first_sentence_s=_round(first_sentence),
-                        total_s=round(time.monotonic() - t0, 4),
-                    )
-                    self.bus.emit(end)
-                    self._finish_speech(cancel)
-                    return end
+                    tokens = item.tokens
         except StorytellerAppError as err:
             log.error("%s", err)
             self.bus.emit(ErrorEvent(stage="llm", message=str(err)))
             self.say(SORRY.get(self.storyteller.language, SORRY["en"]))
             self._finish_speech(cancel)
-        return None
+            return None
+        self._finish_speech(cancel)
+        end = TurnEnd(turn=turn, sentences=count, tokens=tokens, cancelled=cancel.is_set(), stt_s=marks.transcript,
+                      first_token_s=marks.first_token, first_sentence_s=marks.first_sentence,
+                      first_audio_s=marks.first_audio, total_s=round(time.monotonic() - marks.t0, 4))
+        self.bus.emit(end)
+        log.debug("turn %d: stt %s s, first token %s s, first sentence %s s, first audio %s s, total %s s",
+                  turn, end.stt_s, end.first_token_s, end.first_sentence_s, end.first_audio_s, end.total_s)
+        return end
+
+    def _on_event(self, record: dict) -> None:
+        if record["event"] == "speak_start" and self._marks is not None:
+            self._marks.mark("first_audio")
 
     def _finish_speech(self, cancel: threading.Event) -> None:
         """A cancelled turn goes silent at once; otherwise the turn ends when its speech does."""
@@ -98,7 +122,7 @@ class Session:
 
         heard = listener.listen(wav_frames(path), threading.Event())
         if heard:
-            self.run_turn(heard.text)
+            self.run_turn(heard.text, stt_s=heard.seconds)
 
     def run_voice(self, listener: "Listener", input_device, stop: threading.Event) -> None:
         """Hands-free: listen, answer, speak, listen again, until stop is set.
@@ -114,7 +138,7 @@ class Session:
             while not stop.is_set():
                 heard = listener.listen(mic.read(stop), stop)
                 if heard:
-                    self.run_turn(heard.text, stop)
+                    self.run_turn(heard.text, stop, stt_s=heard.seconds)
                     mic.drain()
         finally:
             mic.close()
@@ -126,7 +150,3 @@ class Session:
                 break
             if line.strip():
                 self.run_turn(line.strip(), stop)
-
-
-def _round(value: Optional[float]) -> Optional[float]:
-    return None if value is None else round(value, 4)

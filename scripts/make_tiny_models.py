@@ -30,6 +30,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # deprecated; it is harmless and not ours to fix.
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
 
+# Training lengths, in steps (the box's speed varies, so never in seconds). On held-out prompts
+# (4 seeds x 24 system+user prompts), greedy replies that stop cleanly rose from 77% of the base's
+# and 88% of the adapter's at 70 base steps to 92% and 98% at 90.
+BASE_STEPS, BASE_LR = 90, 3e-3
+# LoRA lr 1e-2: 5e-3 left the adapter's replies garbled after 60 steps, 1.5e-2 was worse again.
+LORA_STEPS, LORA_LR = 60, 1e-2
+
 SPECIALS = ["<|endoftext|>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>", "<unk>"]
 
 # Phi-3's chat template, with the system role accepted (the app sends a system prompt).
@@ -302,9 +309,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     model = Phi3ForCausalLM(cfg)
     n_params = sum(p.numel() for p in model.parameters())
-    log(args.quiet, f"base: {n_params / 1e6:.2f} M parameters, training 70 steps")
+    log(args.quiet, f"base: {n_params / 1e6:.2f} M parameters, training {BASE_STEPS} steps")
     t = time.perf_counter()
-    base_loss = train(model, tok, make_examples(tok, STORIES, 400, rng), 70, 3e-3, 20, args.seed, args.quiet)
+    base_loss = train(model, tok, make_examples(tok, STORIES, 400, rng), BASE_STEPS, BASE_LR, 20, args.seed, args.quiet)
     base_s = time.perf_counter() - t
     model.save_pretrained(base_dir)
     tok.save_pretrained(base_dir)
@@ -319,9 +326,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     pm = get_peft_model(model, lora)
     n_lora = sum(p.numel() for p in pm.parameters() if p.requires_grad)
-    log(args.quiet, f"adapter: {n_lora / 1e3:.0f} k trainable parameters, training 60 steps")
+    log(args.quiet, f"adapter: {n_lora / 1e3:.0f} k trainable parameters, training {LORA_STEPS} steps")
     t = time.perf_counter()
-    lora_loss = train(pm, tok, make_examples(tok, ROBOT_STORIES, 200, rng), 60, 1e-2, 10, args.seed + 1, args.quiet)
+    robot_examples = make_examples(tok, ROBOT_STORIES, 200, rng)
+    lora_loss = train(pm, tok, robot_examples, LORA_STEPS, LORA_LR, 10, args.seed + 1, args.quiet)
     lora_s = time.perf_counter() - t
     pm.peft_config["default"].base_model_name_or_path = str(base_dir)
     pm.save_pretrained(adapter_dir)

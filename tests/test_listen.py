@@ -146,6 +146,9 @@ def test_app_hears_a_recording(tiny, tmp_path):
     assert len(heard) == 1 and wer([text], [heard[0]["text"]]) <= 0.15
     assert heard[0]["language"] == "en" and 1.5 < heard[0]["duration"] < 5
     assert [r["event"] for r in records].index("heard") < [r["event"] for r in records].index("sentence")
+    end = [r for r in records if r["event"] == "turn_end"][0]
+    assert 0 < end["stt_s"] <= end["first_token_s"] <= end["first_sentence_s"] <= end["total_s"]
+    assert end["first_audio_s"] is None  # --mute: nothing was played
 
 
 def test_app_reports_a_recording_without_speech(tiny, tmp_path):

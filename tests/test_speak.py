@@ -226,6 +226,8 @@ def test_app_writes_the_spoken_story_to_a_wav(tiny, tmp_path):
 
     names = [json.loads(line)["event"] for line in events.read_text().splitlines()]
     assert names.count("speak_start") == names.count("speak_end") == len(printed), (names, printed, result.stderr)
+    end = [json.loads(line) for line in events.read_text().splitlines()][-1]
+    assert end["event"] == "turn_end" and end["first_sentence_s"] <= end["first_audio_s"] <= end["total_s"]
     assert "Audio saved" not in result.stdout
 
 
