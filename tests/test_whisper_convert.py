@@ -107,7 +107,7 @@ def engines(request, cache_home):
     fw = faster_whisper.WhisperModel(str(packaged_ct2_dir(size)), device="cpu", compute_type="int8",
                                      cpu_threads=torch.get_num_threads())
     yield size, model, fw
-    print("\n" + "\n".join(f"{k}: {v:.3f}" for k, v in TIMINGS.items()))
+    print("\n" + "\n".join(f"{k}: {v:.3f}" for k, v in TIMINGS.items() if k.startswith(size)))
 
 
 def transcribe_both(model, fw, audio: np.ndarray, language: str, size: str) -> tuple[str, str]:
