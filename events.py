@@ -43,6 +43,14 @@ class TurnStart(Event):
 
 
 @dataclass(frozen=True)
+class Acknowledged(Event):
+    """The instant acknowledgement said while the model starts ("Ooh, let me think...")."""
+
+    name: ClassVar[str] = "ack"
+    text: str
+
+
+@dataclass(frozen=True)
 class SentenceReady(Event):
     """A complete sentence of the reply, ready to be spoken or shown."""
 
@@ -70,6 +78,7 @@ class TurnEnd(Event):
     first_token_s: Optional[float]
     first_sentence_s: Optional[float]
     first_audio_s: Optional[float]
+    first_story_audio_s: Optional[float]  # first audio that is the story, not the acknowledgement
     total_s: float
 
 

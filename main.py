@@ -123,7 +123,10 @@ def run(args: argparse.Namespace) -> int:
         storyteller = Storyteller(backend, story.age_group, story.language, settings.llm.memory_tokens, story.max_sentence_words)
         speaker = build_speaker(settings, args, bus)
         bus.emit(SessionStart(model=backend.description, fine_tuned=backend.fine_tuned, age_group=story.age_group, language=story.language))
-        session = Session(storyteller, bus, show=_print_sentence, speaker=speaker)
+        from acknowledge import Acknowledger
+
+        acknowledger = Acknowledger(story.language) if settings.speech.acknowledge else None
+        session = Session(storyteller, bus, show=_print_sentence, speaker=speaker, acknowledger=acknowledger)
         if args.text:
             if sys.stdin.isatty():
                 print(f"Ready ({story.age_group}, {story.language}). Type what the child says; Ctrl-D to end.", file=sys.stderr)

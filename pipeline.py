@@ -8,7 +8,8 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Optional, Protocol
 
-from events import ErrorEvent, EventBus, SentenceReady, TurnEnd, TurnStart
+from acknowledge import Acknowledger
+from events import Acknowledged, ErrorEvent, EventBus, SentenceReady, TurnEnd, TurnStart
 from errors import StorytellerAppError
 from llm.storyteller import FirstToken, ReplyDone, Sentence, Storyteller, TurnPlan
 
@@ -34,6 +35,8 @@ class _Marks:
     first_token: Optional[float] = None
     first_sentence: Optional[float] = None
     first_audio: Optional[float] = None
+    first_story_audio: Optional[float] = None
+    ack: Optional[str] = None  # the acknowledgement line said this turn
 
     def mark(self, step: str) -> None:
         """Record the first time a step happens."""
@@ -52,8 +55,16 @@ class Voice(Protocol):
 class Session:
     """Runs turns one after another: each sentence is shown (printed) and, with a speaker, spoken."""
 
-    def __init__(self, storyteller: Storyteller, bus: EventBus, show: Callable[[str], None], speaker: Optional[Voice] = None):
+    def __init__(
+        self,
+        storyteller: Storyteller,
+        bus: EventBus,
+        show: Callable[[str], None],
+        speaker: Optional[Voice] = None,
+        acknowledger: Optional[Acknowledger] = None,
+    ):
         self.storyteller, self.bus, self.show, self.speaker = storyteller, bus, show, speaker
+        self.acknowledger = acknowledger if speaker else None  # a spoken courtesy: text mode skips it
         self.turns = 0
         self._marks: Optional[_Marks] = None
         bus.subscribe(self._on_event)
@@ -79,6 +90,10 @@ class Session:
             for item in self.storyteller.stream(child_text, cancel):
                 if isinstance(item, TurnPlan):
                     self.bus.emit(TurnStart(turn=turn, text=child_text, mode=item.mode.value))
+                    if self.acknowledger:  # said before the model reads the prompt: no silence
+                        marks.ack = self.acknowledger.line(item.mode)
+                        self.bus.emit(Acknowledged(text=marks.ack))
+                        self.speaker.say(marks.ack)
                 elif isinstance(item, FirstToken):
                     marks.mark("first_token")
                 elif isinstance(item, Sentence):
@@ -97,15 +112,18 @@ class Session:
         self._finish_speech(cancel)
         end = TurnEnd(turn=turn, sentences=count, tokens=tokens, cancelled=cancel.is_set(), stt_s=marks.transcript,
                       first_token_s=marks.first_token, first_sentence_s=marks.first_sentence,
-                      first_audio_s=marks.first_audio, total_s=round(time.monotonic() - marks.t0, 4))
+                      first_audio_s=marks.first_audio, first_story_audio_s=marks.first_story_audio, total_s=round(time.monotonic() - marks.t0, 4))
         self.bus.emit(end)
-        log.debug("turn %d: stt %s s, first token %s s, first sentence %s s, first audio %s s, total %s s",
-                  turn, end.stt_s, end.first_token_s, end.first_sentence_s, end.first_audio_s, end.total_s)
+        log.debug("turn %d: stt %s s, first token %s s, first sentence %s s, first audio %s s (story %s s), total %s s",
+                  turn, end.stt_s, end.first_token_s, end.first_sentence_s, end.first_audio_s,
+                  end.first_story_audio_s, end.total_s)
         return end
 
     def _on_event(self, record: dict) -> None:
         if record["event"] == "speak_start" and self._marks is not None:
             self._marks.mark("first_audio")
+            if record["text"] != self._marks.ack:
+                self._marks.mark("first_story_audio")
 
     def _finish_speech(self, cancel: threading.Event) -> None:
         """A cancelled turn goes silent at once; otherwise the turn ends when its speech does."""

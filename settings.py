@@ -82,6 +82,7 @@ class SpeechSettings(_Section):
     """How the stories are spoken."""
 
     enabled: bool = True
+    acknowledge: bool = True
     engine: Literal["pyttsx3", "piper"] = "pyttsx3"
     voices: VoiceChoice = VoiceChoice()
     rate_wpm: int = Field(150, ge=60, le=400)

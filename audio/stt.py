@@ -6,7 +6,7 @@ import logging
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Optional, Protocol
+from typing import Any, Callable, Iterable, Optional, Protocol
 
 import numpy as np
 
@@ -47,6 +47,17 @@ class Guard:
         if no_speech_prob > self.no_speech_prob and avg_logprob < self.logprob_floor:
             return False
         return avg_logprob >= self.min_avg_logprob and compression_ratio <= self.max_compression_ratio
+
+
+def _guarded_text(guard: Guard, segments: Iterable[tuple[str, float, float, float]]) -> tuple[str, int]:
+    """Join the (text, no_speech_prob, avg_logprob, compression_ratio) segments the guard keeps."""
+    kept, dropped = [], 0
+    for text, no_speech_prob, avg_logprob, compression_ratio in segments:
+        if guard.keeps(no_speech_prob, avg_logprob, compression_ratio):
+            kept.append(text.strip())
+        else:
+            dropped += 1
+    return " ".join(kept).strip(), dropped
 
 
 class Transcriber(Protocol):
@@ -90,13 +101,10 @@ class FasterWhisperTranscriber:
             samples, language=self.language, initial_prompt=self.prompt, beam_size=1,
             condition_on_previous_text=False, vad_filter=False,
         )
-        kept, dropped = [], 0
-        for s in segments:
-            if self.guard.keeps(s.no_speech_prob, s.avg_logprob, s.compression_ratio):
-                kept.append(s.text.strip())
-            else:
-                dropped += 1
-        return Transcript(" ".join(kept).strip(), info.language, len(samples) / 16000, time.monotonic() - t0, dropped)
+        text, dropped = _guarded_text(
+            self.guard, ((s.text, s.no_speech_prob, s.avg_logprob, s.compression_ratio) for s in segments)
+        )
+        return Transcript(text, info.language, len(samples) / 16000, time.monotonic() - t0, dropped)
 
 
 class OpenAIWhisperTranscriber:
@@ -129,14 +137,12 @@ class OpenAIWhisperTranscriber:
             np.asarray(samples, dtype=np.float32), language=self.language, initial_prompt=self.prompt,
             fp16=False, condition_on_previous_text=False, temperature=0.0,
         )
-        kept, dropped = [], 0
-        for s in result["segments"]:
-            if self.guard.keeps(s["no_speech_prob"], s["avg_logprob"], s["compression_ratio"]):
-                kept.append(s["text"].strip())
-            else:
-                dropped += 1
-        return Transcript(" ".join(kept).strip(), result.get("language") or self.language or "",
-                          len(samples) / 16000, time.monotonic() - t0, dropped)
+        text, dropped = _guarded_text(
+            self.guard,
+            ((s["text"], s["no_speech_prob"], s["avg_logprob"], s["compression_ratio"]) for s in result["segments"]),
+        )
+        return Transcript(text, result.get("language") or self.language or "", len(samples) / 16000,
+                          time.monotonic() - t0, dropped)
 
 
 ENGINES: dict[str, Callable[..., Any]] = {

@@ -149,6 +149,10 @@ class PiperSynthesizer:
             from piper import PiperVoice, SynthesisConfig
         except ImportError as err:
             raise SpeechError("the Piper engine needs piper-tts: pip install piper-tts") from err
+        if voice is None and language != "en":
+            raise SpeechError(
+                f"no Piper voice for '{language}': download one (README, Speech output) and set speech.voices.{language}"
+            )
         self.path = find_piper_voice(voice or "en_US-joe-medium")
         self.voice = PiperVoice.load(self.path)
         self.config = SynthesisConfig(length_scale=NORMAL_RATE_WPM / rate_wpm, volume=volume)

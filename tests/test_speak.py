@@ -225,9 +225,12 @@ def test_app_writes_the_spoken_story_to_a_wav(tiny, tmp_path):
     import json
 
     names = [json.loads(line)["event"] for line in events.read_text().splitlines()]
-    assert names.count("speak_start") == names.count("speak_end") == len(printed), (names, printed, result.stderr)
+    # Every printed sentence is spoken, after the acknowledgement said while the model starts.
+    assert names.count("speak_start") == names.count("speak_end") == len(printed) + 1, (names, printed)
+    assert names.index("ack") < names.index("sentence")
     end = [json.loads(line) for line in events.read_text().splitlines()][-1]
-    assert end["event"] == "turn_end" and end["first_sentence_s"] <= end["first_audio_s"] <= end["total_s"]
+    assert end["event"] == "turn_end" and end["first_audio_s"] <= end["first_story_audio_s"] <= end["total_s"]
+    assert end["first_sentence_s"] <= end["first_story_audio_s"]
     assert "Audio saved" not in result.stdout
 
 
@@ -251,3 +254,10 @@ def test_list_voices_shows_voices_for_the_language():
     result = run_main("--list-voices", "--language", "de")
     assert result.returncode == 0
     assert any("\tde" in line or ",de" in line for line in result.stdout.splitlines())
+
+
+def test_piper_without_a_voice_for_the_language_says_how_to_get_one():
+    from errors import SpeechError
+
+    with pytest.raises(SpeechError, match="speech.voices.fr"):
+        PiperSynthesizer(language="fr", voice=None, rate_wpm=150, volume=1.0)

@@ -1,0 +1,20 @@
+"""Instant acknowledgements: varied, in the child's language, fitting what was asked."""
+
+import random
+
+from acknowledge import LINES, Acknowledger
+from llm.prompts import Mode
+
+
+def test_lines_vary_and_never_repeat_back_to_back():
+    ack = Acknowledger("en", random.Random(0))
+    said = [ack.line(Mode.NEW_STORY) for _ in range(20)]
+    assert all(a != b for a, b in zip(said, said[1:]))
+    assert len(set(said)) >= 3
+
+
+def test_every_language_has_a_line_for_every_mode():
+    for language in ("en", "fr", "de"):
+        for mode in Mode:
+            assert Acknowledger(language).line(mode) in LINES[language][mode]
+
