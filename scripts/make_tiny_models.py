@@ -119,7 +119,9 @@ USER_PROMPTS = [
     "Tell it again, but differently.",
 ]
 # Topics the stories cover: a prompt about one is answered with a story containing the word.
-TOPICS = {"fox": "a fox", "moon": "the moon", "owl": "an owl", "bear": "a bear", "rabbit": "a rabbit", "mouse": "a mouse"}
+TOPICS = {
+    "fox": "a fox", "moon": "the moon", "owl": "an owl", "bear": "a bear", "rabbit": "a rabbit", "mouse": "a mouse",
+}
 # Topics no story covers (robot included, for the base): answered with any story, so that a
 # child's unexpected request still gets story text.
 OTHER_TOPICS = ["a robot", "a dragon", "a cat", "a dinosaur", "a princess", "the sea", "friendship", "a train"]

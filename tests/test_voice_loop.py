@@ -1,0 +1,78 @@
+"""Hands-free end to end through real (virtual) PulseAudio devices, on the tiny models."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import soundfile as sf
+
+from tests.helpers import ROOT, transcribe, words
+from tests.speech_clips import RATE, VOICES, espeak, silence
+
+
+def wait_for(predicate, timeout, step=0.1):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(step)
+    return False
+
+
+def read_events(path):
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def test_hands_free_turn_through_virtual_microphone_and_speaker(pulse, tiny, tmp_path):
+    child = tmp_path / "child.wav"
+    sf.write(child, np.concatenate([silence(0.3), espeak("Tell me a story about a robot.", *VOICES[1]), silence(0.3)]), RATE)
+    events, spoken = tmp_path / "ev.jsonl", tmp_path / "speaker.wav"
+    app = subprocess.Popen(
+        [sys.executable, str(ROOT / "main.py"), "--config", str(tiny / "config.yaml"), "--events", str(events)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ},
+    )
+    recorder = None
+    try:
+        assert wait_for(lambda: any(r["event"] == "listening" for r in read_events(events)), 120), "never listened"
+        recorder = subprocess.Popen(["parecord", "--device=kiosk_out.monitor", "--file-format=wav", "--rate=16000",
+                                     "--channels=1", str(spoken)])
+        time.sleep(0.5)
+        subprocess.run(["paplay", "--device=kiosk_mic_feed", str(child)], check=True, timeout=30)
+        assert wait_for(lambda: any(r["event"] == "turn_end" for r in read_events(events)), 120), read_events(events)
+        time.sleep(0.5)
+        t_term = time.monotonic()
+        app.send_signal(signal.SIGTERM)
+        app.wait(timeout=10)
+        shutdown_s = time.monotonic() - t_term
+    finally:
+        if app.poll() is None:
+            app.kill()
+        if recorder:
+            recorder.terminate()
+            recorder.wait(5)
+    stderr = app.stderr.read()
+    assert app.returncode == 130, stderr
+    assert shutdown_s < 5, f"SIGTERM took {shutdown_s:.2f} s"
+    assert "Traceback" not in stderr
+    records = read_events(events)
+    names = [r["event"] for r in records]
+    order = ["listening", "speech_start", "speech_end", "heard", "turn_start", "ack", "sentence", "turn_end"]
+    positions = [names.index(n) for n in order]
+    assert positions == sorted(positions), names
+    assert names.index("ack") < names.index("speak_start") < names.index("turn_end")
+    assert names[-1] == "listening" or "listening" in names[names.index("turn_end"):]  # back to listening
+    heard = next(r for r in records if r["event"] == "heard")
+    assert {"story", "robot"} <= words(heard["text"])
+    end = next(r for r in records if r["event"] == "turn_end")
+    assert 0 < end["stt_s"] <= end["first_token_s"] <= end["first_sentence_s"] <= end["first_story_audio_s"] <= end["total_s"]
+    assert end["first_audio_s"] <= end["first_story_audio_s"]
+    data, rate = sf.read(spoken)
+    assert np.abs(data).max() > 0.05  # the virtual speaker received sound
+    said = " ".join(r["text"] for r in records if r["event"] in ("ack", "sentence"))
+    assert len(words(transcribe(data, rate)) & words(said)) >= 3
