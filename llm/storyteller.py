@@ -106,5 +106,6 @@ class Storyteller:
         reply = "".join(pieces).strip()
         if reply:
             # Remember what was actually said, even if cut short, so "what happens next?" works.
-            self.history += [messages[-1], {"role": "assistant", "content": reply}]
+            # Keep only what still fits the budget, so a day-long session does not grow without end.
+            self.history = messages[1:] + [{"role": "assistant", "content": reply}]
         yield ReplyDone(text=reply, tokens=len(pieces), cancelled=cancel.is_set())
