@@ -138,7 +138,14 @@ def run(args: argparse.Namespace) -> int:
             if args.input_wav:
                 session.run_recording(listener, args.input_wav)
             else:
-                session.run_voice(listener, settings.audio.input_device, threading.Event())
+                from audio.listen import Microphone
+
+                mic = Microphone(settings.audio.input_device)
+                mic.open()
+                try:
+                    session.run_voice(listener, mic, threading.Event(), barge_in=settings.listen.barge_in)
+                finally:
+                    mic.close()
         return 0
     finally:
         if speaker:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from dataclasses import dataclass
@@ -14,7 +15,8 @@ from errors import StorytellerAppError
 from llm.storyteller import FirstToken, ReplyDone, Sentence, Storyteller, TurnPlan
 
 if TYPE_CHECKING:
-    from audio.listen import Listener
+    from audio.listen import Listener, Microphone
+    from audio.stt import Transcript
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,22 @@ class _Marks:
         """Record the first time a step happens."""
         if getattr(self, step) is None:
             setattr(self, step, round(time.monotonic() - self.t0, 4))
+
+
+STOP_WORDS = {
+    "en": ("stop", "stop it", "stop please", "please stop", "be quiet", "that's enough"),
+    "fr": ("stop", "arrête", "arrêtes", "arrête-toi", "tais-toi", "ça suffit"),
+    "de": ("stopp", "stop", "hör auf", "aufhören", "sei still", "genug"),
+}
+# Longer speech while the app talks is not transcribed in half-duplex: a stop word is short.
+STOP_WORD_MAX_S = 2.0
+
+
+def is_stop_word(text: str, language: str) -> bool:
+    """The child said (only) a stop word, e.g. "Stop!" or "Arrête !"; "a bus stop story" is not one."""
+    said = re.sub(r"[^\w\s'-]", " ", text.lower()).split()
+    phrase = " ".join(said)
+    return len(said) <= 3 and any(re.search(rf"(?<![\w-]){re.escape(w)}(?![\w-])", phrase) for w in STOP_WORDS.get(language, STOP_WORDS["en"]))
 
 
 class Voice(Protocol):
@@ -142,24 +160,61 @@ class Session:
         if heard:
             self.run_turn(heard.text, stt_s=heard.seconds)
 
-    def run_voice(self, listener: "Listener", input_device, stop: threading.Event) -> None:
-        """Hands-free: listen, answer, speak, listen again, until stop is set.
-
-        Half-duplex: what the microphone picked up while the app spoke is dropped before listening again.
-        """
-        from audio.listen import Microphone
-
-        mic = Microphone(input_device)
-        mic.open()
+    def run_voice(self, listener: "Listener", mic: "Microphone", stop: threading.Event, barge_in: bool = False) -> None:
+        """Hands-free: listen, answer while still listening, back to listening, until stop is set."""
         log.info("listening (Ctrl-C to end)")
+        heard: Optional[Transcript] = None
+        while not stop.is_set():
+            heard = heard or listener.listen(mic.read(stop), stop)
+            if heard and not is_stop_word(heard.text, self.storyteller.language):
+                heard = self._answer_while_listening(heard, listener, mic, stop, barge_in)
+            else:
+                heard = None
+
+    def _answer_while_listening(
+        self, heard: Transcript, listener: "Listener", mic: "Microphone", stop: threading.Event, barge_in: bool
+    ) -> Optional[Transcript]:
+        """Answer in a worker thread while the microphone is watched; returns a barge-in's words.
+
+        The stop word always stops the answer. Half-duplex (default): anything else heard while the
+        app speaks (its own voice, on a real kiosk) is dropped. Barge-in: a child speaking stops
+        speech and generation the moment their speech is confirmed, and their words are the next turn.
+        """
+        cancel, done = threading.Event(), threading.Event()
+
+        def answer() -> None:
+            try:
+                self.run_turn(heard.text, cancel, stt_s=heard.seconds)
+            finally:
+                done.set()
+
+        def interrupt() -> None:
+            cancel.set()
+            if self.speaker:
+                self.speaker.stop()
+
+        worker = threading.Thread(target=answer, name="turn", daemon=True)
+        worker.start()
+        next_turn = None
         try:
-            while not stop.is_set():
-                heard = listener.listen(mic.read(stop), stop)
-                if heard:
-                    self.run_turn(heard.text, stop, stt_s=heard.seconds)
-                    mic.drain()
+            while not done.is_set() and not stop.is_set():
+                overheard = listener.listen(mic.read(done), done, on_start=interrupt if barge_in else None,
+                                            max_seconds=None if barge_in else STOP_WORD_MAX_S, announce=False)
+                if overheard is None:
+                    break
+                if is_stop_word(overheard.text, self.storyteller.language):
+                    interrupt()
+                elif barge_in:
+                    next_turn = overheard
+                    break
+        except BaseException:
+            interrupt()  # Ctrl-C, SIGTERM or a failing microphone: silence at once
+            raise
         finally:
-            mic.close()
+            worker.join()
+        if not barge_in:
+            mic.drain()
+        return next_turn
 
     def run_text(self, lines: Iterable[str], stop: threading.Event) -> None:
         """The --text loop: one line a turn until the input ends or stop is set."""

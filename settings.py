@@ -113,6 +113,7 @@ class ListenSettings(_Section):
     no_speech_threshold: float = Field(0.6, ge=0.0, le=1.0)
     min_avg_logprob: float = Field(-1.5, le=0.0)
     max_compression_ratio: float = Field(2.4, gt=0.0)
+    barge_in: bool = False
 
 
 class EventSettings(_Section):

@@ -46,14 +46,25 @@ class Listener:
         floor = self.noise.update(level)
         return self.scorer(frame) >= self.threshold and level >= floor + self.noise_margin_db
 
-    def utterance(self, frames: Iterable[np.ndarray], stop: threading.Event) -> Optional[np.ndarray]:
-        """Read frames until a whole utterance (with pre-roll) has been heard; None if the input ends first."""
+    def utterance(
+        self,
+        frames: Iterable[np.ndarray],
+        stop: threading.Event,
+        on_start: Optional[Callable[[], None]] = None,
+        announce: bool = True,
+    ) -> Optional[np.ndarray]:
+        """Read frames until a whole utterance (with pre-roll) has been heard; None if the input ends first.
+
+        on_start runs the moment speech is confirmed (barge-in stops the speaker there).
+        announce: emit `listening` (off while the app speaks: the robot's face shows speaking).
+        """
         seg = Segmenter(self.endpoint)
         keep = int((self.pre_roll_s + self.endpoint.min_speech_s + self.endpoint.end_silence_s) / FRAME_S) + 2
         recent: collections.deque = collections.deque(maxlen=keep)  # frames before the turn is confirmed
         taken: list[np.ndarray] = []
         start_index = 0
-        self.bus.emit(Listening())
+        if announce:
+            self.bus.emit(Listening())
         for i, frame in enumerate(frames):
             if stop.is_set():
                 return None
@@ -67,6 +78,8 @@ class Listener:
                 taken = [f for j, f in recent if j >= first] + taken
                 start_index = first
                 self.bus.emit(SpeechStart())
+                if on_start:
+                    on_start()
             elif event is Turn.END:
                 silence = 0 if seg.forced else int((self.endpoint.end_silence_s - TAIL_S) / FRAME_S)
                 self.bus.emit(SpeechEnd(forced=seg.forced))
@@ -77,15 +90,28 @@ class Listener:
             return np.concatenate(taken)
         return None
 
-    def listen(self, frames: Iterable[np.ndarray], stop: threading.Event) -> Optional[Transcript]:
-        """One turn: wait for speech, transcribe it; None when the input ended with no speech."""
+    def listen(
+        self,
+        frames: Iterable[np.ndarray],
+        stop: threading.Event,
+        on_start: Optional[Callable[[], None]] = None,
+        max_seconds: Optional[float] = None,
+        announce: bool = True,
+    ) -> Optional[Transcript]:
+        """One turn: wait for speech, transcribe it; None when the input ended with no speech.
+
+        max_seconds: utterances longer than this are not transcribed (used while the app speaks,
+        where only a short stop word matters and Whisper would compete with the model for the CPU).
+        """
         frames = iter(frames)
         while not stop.is_set():
-            audio = self.utterance(frames, stop)
+            audio = self.utterance(frames, stop, on_start, announce)
             if audio is None:
                 if not stop.is_set():
                     self.bus.emit(NoSpeech())
                 return None
+            if max_seconds is not None and len(audio) > max_seconds * SAMPLE_RATE:
+                continue
             try:
                 transcript = self.transcriber.transcribe(audio)
             except ListenError:

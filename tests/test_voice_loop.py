@@ -29,6 +29,76 @@ def read_events(path):
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def start_app(tiny, tmp_path, extra_config=""):
+    """main.py hands-free on the tiny models, with its events file; returns (process, events path)."""
+    config = tmp_path / "config.yaml"
+    text = (tiny / "config.yaml").read_text().replace("adapter: adapter", f"adapter: {tiny / 'adapter'}")
+    config.write_text(text + extra_config)
+    events = tmp_path / "ev.jsonl"
+    app = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--config", str(config), "--events", str(events)],
+                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert wait_for(lambda: any(r["event"] == "listening" for r in read_events(events)), 120), "never listened"
+    return app, events
+
+
+def speak_into_mic(tmp_path, text, name):
+    clip = tmp_path / f"{name}.wav"
+    sf.write(clip, np.concatenate([silence(0.2), espeak(text, *VOICES[1]), silence(0.2)]), RATE)
+    return subprocess.Popen(["paplay", "--device=kiosk_mic_feed", str(clip)])
+
+
+def stop_app(app):
+    app.send_signal(signal.SIGTERM)
+    try:
+        app.wait(timeout=10)
+    finally:
+        if app.poll() is None:
+            app.kill()
+    return app.stderr.read()
+
+
+def story_playing(events):
+    records = read_events(events)
+    acks = {r["text"] for r in records if r["event"] == "ack"}
+    return any(r["event"] == "speak_start" and r["text"] not in acks for r in records)
+
+
+def test_stop_word_stops_the_story_in_half_duplex(pulse, tiny, tmp_path):
+    app, events = start_app(tiny, tmp_path)
+    try:
+        speak_into_mic(tmp_path, "Tell me a story about a robot.", "request").wait(30)
+        assert wait_for(lambda: story_playing(events), 60)
+        speak_into_mic(tmp_path, "Stop!", "stop").wait(30)
+        assert wait_for(lambda: any(r["event"] == "turn_end" for r in read_events(events)), 30)
+    finally:
+        stderr = stop_app(app)
+    records = read_events(events)
+    end = next(r for r in records if r["event"] == "turn_end")
+    assert end["cancelled"], stderr
+    assert any(r["event"] == "speak_stopped" for r in records)
+    assert [r["event"] for r in records].count("turn_start") == 1  # "stop" is not a new turn
+
+
+def test_barge_in_stops_speech_and_becomes_the_next_turn(pulse, tiny, tmp_path):
+    app, events = start_app(tiny, tmp_path, "listen:\n  barge_in: true\n")
+    try:
+        speak_into_mic(tmp_path, "Tell me a story about a robot.", "request").wait(30)
+        assert wait_for(lambda: story_playing(events), 60)
+        speak_into_mic(tmp_path, "Tell me a story about a cat.", "barge").wait(30)
+        assert wait_for(lambda: [r["event"] for r in read_events(events)].count("turn_end") >= 2, 90)
+    finally:
+        stderr = stop_app(app)
+    records = read_events(events)
+    ends = [r for r in records if r["event"] == "turn_end"]
+    assert ends[0]["cancelled"] and not ends[1]["cancelled"], stderr
+    heard = [r["text"] for r in records if r["event"] == "heard"]
+    assert "cat" in heard[1].lower()
+    # From the child's speech being confirmed to the speaker going silent.
+    barge = [r for r in records if r["event"] == "speech_start"][1]
+    stopped = next(r for r in records if r["event"] == "speak_stopped")
+    assert stopped["t"] - barge["t"] <= 0.3, stopped["t"] - barge["t"]
+
+
 def test_hands_free_turn_through_virtual_microphone_and_speaker(pulse, tiny, tmp_path):
     child = tmp_path / "child.wav"
     sf.write(child, np.concatenate([silence(0.3), espeak("Tell me a story about a robot.", *VOICES[1]), silence(0.3)]), RATE)
