@@ -121,10 +121,8 @@ class Session:
                     self.say(item.text)
                 elif isinstance(item, ReplyDone):
                     tokens = item.tokens
-        except StorytellerAppError as err:
-            log.error("%s", err)
-            self.bus.emit(ErrorEvent(stage="llm", message=str(err)))
-            self.say(SORRY.get(self.storyteller.language, SORRY["en"]))
+        except Exception as err:  # noqa: BLE001 - a crashed stage must not end the child's session
+            self.fault("llm", err)
             self._finish_speech(cancel)
             return None
         self._finish_speech(cancel)
@@ -136,6 +134,16 @@ class Session:
                   turn, end.stt_s, end.first_token_s, end.first_sentence_s, end.first_audio_s,
                   end.first_story_audio_s, end.total_s)
         return end
+
+    def fault(self, stage: str, err: BaseException, apologise: bool = True) -> None:
+        """A stage failed: log it, announce it, and tell the child kindly; the session goes on."""
+        if isinstance(err, StorytellerAppError):
+            log.error("%s", err)
+        else:
+            log.exception("unexpected error in %s", stage)
+        self.bus.emit(ErrorEvent(stage=stage, message=str(err)))
+        if apologise:
+            self.say(SORRY.get(self.storyteller.language, SORRY["en"]))
 
     def _on_event(self, record: dict) -> None:
         if record["event"] == "speak_start" and self._marks is not None:
@@ -165,7 +173,15 @@ class Session:
         log.info("listening (Ctrl-C to end)")
         heard: Optional[Transcript] = None
         while not stop.is_set():
-            heard = heard or listener.listen(mic.read(stop), stop)
+            try:
+                heard = heard or listener.listen(mic.read(stop), stop)
+            except Exception as err:  # noqa: BLE001 - Whisper or the VAD failed on this turn
+                self.fault("listen", err)
+                if self.speaker:
+                    self.speaker.wait_idle()
+                mic.drain()
+                heard = None
+                continue
             if heard and not is_stop_word(heard.text, self.storyteller.language):
                 heard = self._answer_while_listening(heard, listener, mic, stop, barge_in)
             else:
@@ -207,9 +223,11 @@ class Session:
                 elif barge_in:
                     next_turn = overheard
                     break
-        except BaseException:
-            interrupt()  # Ctrl-C, SIGTERM or a failing microphone: silence at once
+        except KeyboardInterrupt:
+            interrupt()  # Ctrl-C or SIGTERM: silence at once
             raise
+        except Exception as err:  # noqa: BLE001 - the answer goes on; only the watching stopped
+            self.fault("listen", err, apologise=False)
         finally:
             worker.join()
         if not barge_in:

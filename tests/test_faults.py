@@ -1,0 +1,130 @@
+"""Faults injected into each stage: the child hears a kind line, an error event is sent, the next turn works."""
+
+import queue
+import threading
+
+import numpy as np
+
+from audio.listen import Listener
+from audio.speak import Speaker
+from audio.stt import Transcript
+from audio.tts import Audio
+from audio.vad import FRAME_SAMPLES, EndpointConfig
+from events import EventBus
+from llm.storyteller import Storyteller
+from pipeline import SORRY, Session
+from tests.fakes import ScriptedBackend
+
+SPEECH, QUIET = np.full(FRAME_SAMPLES, 0.3, np.float32), np.zeros(FRAME_SAMPLES, np.float32)
+
+
+class FakeMic:
+    """Frames as the microphone would deliver them; a turn is 'speech' for 1 s between seconds of silence."""
+
+    def __init__(self, turns: int):
+        self.frames: queue.Queue = queue.Queue()
+        for _ in range(turns):
+            for frame in [QUIET] * 31 + [SPEECH] * 31 + [QUIET] * 31:
+                self.frames.put(frame)
+
+    def read(self, stop):
+        while not stop.is_set():
+            try:
+                yield self.frames.get(timeout=0.05)
+            except queue.Empty:
+                if self.frames.empty():
+                    stop.set()  # the script is over: end the session
+
+    def drain(self):
+        pass
+
+
+class FlakyTranscriber:
+    """Whisper stand-in: fails on the given calls, else hears a fixed request."""
+
+    def __init__(self, fail_on=()):
+        self.calls, self.fail_on = 0, set(fail_on)
+
+    def transcribe(self, samples):
+        self.calls += 1
+        if self.calls in self.fail_on:
+            raise RuntimeError("whisper crashed")
+        return Transcript("Tell me a story", "en", len(samples) / 16000, 0.01)
+
+
+class FlakySynth:
+    """A voice that fails on one sentence."""
+
+    def __init__(self, fail_text):
+        self.fail_text, self.spoken = fail_text, []
+
+    def synthesize(self, text):
+        if text == self.fail_text:
+            raise RuntimeError("voice crashed")
+        self.spoken.append(text)
+        return Audio(np.zeros(160, np.float32), 16000)
+
+    def voices(self):
+        return []
+
+
+def make_session(replies, synth, transcriber, bus):
+    # Loud frames are speech to this scorer; the noise floor then keeps quiet frames out.
+    listener = Listener(lambda f: float(np.abs(f).max() > 0.1), transcriber, bus, EndpointConfig(0.25, 0.5, 15.0))
+    speaker = Speaker(synth, bus, recorder=None, output=None)
+    teller = Storyteller(ScriptedBackend(replies), "Early Elementary", "en", 800, 30)
+    return Session(teller, bus, show=lambda text: None, speaker=speaker), listener, speaker
+
+
+def run(session, listener, turns):
+    session.run_voice(listener, FakeMic(turns), threading.Event())
+
+
+def events_of(bus):
+    log = []
+    bus.subscribe(log.append)
+    return log
+
+
+def test_transcriber_failure_is_apologised_for_and_the_next_turn_works():
+    bus = EventBus()
+    log = events_of(bus)
+    synth = FlakySynth(fail_text=None)
+    session, listener, speaker = make_session([["Once upon a time."]], synth, FlakyTranscriber(fail_on={1}), bus)
+    run(session, listener, turns=2)
+    speaker.close()
+    assert [r["stage"] for r in log if r["event"] == "error"] == ["listen"]
+    assert synth.spoken[0] == SORRY["en"]
+    assert "Once upon a time." in synth.spoken  # the second turn was answered
+
+
+def test_model_failure_mid_story_is_apologised_for_and_the_next_turn_works():
+    class Broken(ScriptedBackend):
+        def stream(self, messages, cancel):
+            if len(self.prompts) == 0:
+                self.prompts.append(messages)
+                yield "The fox ran. "
+                raise RuntimeError("CUDA out of memory")
+            yield from super().stream(messages, cancel)
+
+    bus = EventBus()
+    log = events_of(bus)
+    synth = FlakySynth(fail_text=None)
+    session, listener, speaker = make_session([], synth, FlakyTranscriber(), bus)
+    session.storyteller.backend = Broken([["The end."]])
+    run(session, listener, turns=2)
+    speaker.close()
+    assert [r["stage"] for r in log if r["event"] == "error"] == ["llm"]
+    assert SORRY["en"] in synth.spoken and synth.spoken[-1] == "The end."
+
+
+def test_voice_failure_skips_one_sentence_and_the_story_goes_on():
+    bus = EventBus()
+    log = events_of(bus)
+    synth = FlakySynth(fail_text="Two.")
+    session, listener, speaker = make_session([["One. ", "Two. ", "Three."]], synth, FlakyTranscriber(), bus)
+    run(session, listener, turns=1)
+    speaker.close()
+    assert [r["stage"] for r in log if r["event"] == "error"] == ["tts"]
+    assert synth.spoken[-2:] == ["One.", "Three."]
+    assert any(r["event"] == "turn_end" for r in log)
