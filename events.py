@@ -199,3 +199,62 @@ class JsonLinesSink:
         """Close the file; later events are dropped."""
         with self._lock:
             self._file.close()
+
+
+class WebSocketSink:
+    """Serve the event stream as JSON text messages to any number of local WebSocket clients.
+
+    Each client gets its own bounded queue, so a slow or stuck client never holds up the app
+    (its oldest events are dropped instead).
+    """
+
+    QUEUE_SIZE = 1000
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 8765):
+        import queue
+
+        from websockets.sync.server import serve
+
+        self._queue_type = queue
+        self._clients: set = set()
+        self._lock = threading.Lock()
+        try:
+            self.server = serve(self._handle, host, port)
+        except OSError as err:
+            from errors import ConfigError
+
+            raise ConfigError(f"cannot serve events on {host}:{port} ({err.strerror}); set events.websocket_port") from err
+        self.port = self.server.socket.getsockname()[1]
+        self._thread = threading.Thread(target=self.server.serve_forever, name="events-websocket", daemon=True)
+        self._thread.start()
+
+    def _handle(self, connection) -> None:  # one thread per client, run by websockets
+        q = self._queue_type.Queue(maxsize=self.QUEUE_SIZE)
+        with self._lock:
+            self._clients.add(q)
+        try:
+            while (message := q.get()) is not None:
+                connection.send(message)
+        except Exception:  # noqa: BLE001 - the client went away
+            pass
+        finally:
+            with self._lock:
+                self._clients.discard(q)
+
+    def __call__(self, record: dict[str, Any]) -> None:
+        message = json.dumps(record, ensure_ascii=False)
+        with self._lock:
+            clients = list(self._clients)
+        for q in clients:
+            try:
+                q.put_nowait(message)
+            except self._queue_type.Full:
+                pass
+
+    def close(self) -> None:
+        """Disconnect clients and stop serving."""
+        with self._lock:
+            for q in self._clients:
+                q.put(None)
+        self.server.shutdown()
+        self._thread.join(timeout=1)

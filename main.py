@@ -105,8 +105,15 @@ def run(args: argparse.Namespace) -> int:
     if args.list_voices or args.list_devices:
         return list_and_exit(settings, args)
     bus = EventBus()
-    sink = JsonLinesSink(settings.events.path) if settings.events.path else None
-    if sink:
+    sinks = []
+    if settings.events.path:
+        sinks.append(JsonLinesSink(settings.events.path))
+    if settings.events.websocket:
+        from events import WebSocketSink
+
+        sinks.append(WebSocketSink(settings.events.websocket_host, settings.events.websocket_port))
+        log.info("events: ws://%s:%d", settings.events.websocket_host, sinks[-1].port)
+    for sink in sinks:
         bus.subscribe(sink)
     speaker = None
     try:
@@ -150,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if speaker:
             speaker.close()
-        if sink:
+        for sink in sinks:
             sink.close()
 
 

@@ -120,6 +120,9 @@ class EventSettings(_Section):
     """Where the event bus writes JSON lines (null: nowhere)."""
 
     path: Optional[str] = None
+    websocket: bool = False
+    websocket_host: str = "127.0.0.1"
+    websocket_port: int = Field(8765, ge=0, le=65535)
 
 
 class Settings(_Section):
