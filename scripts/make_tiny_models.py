@@ -227,7 +227,7 @@ def make_examples(tok, stories: list[str], n: int, rng: random.Random) -> list[t
 def train(model, tok, examples, steps: int, lr: float, warmup: int, seed: int, quiet: bool) -> float:
     """Train with AdamW for a fixed number of steps (not seconds: the box's speed varies).
 
-    Batches of 16 examples of similar length, right-padded; linear warmup, then a constant lr (a cosine decay
+    Batches of 16 examples, right-padded; linear warmup, then a constant lr (a cosine decay
     was tried and converged slower in so few steps); grad clip 1.0.
     Returns the mean loss of the last 5 steps.
     """
@@ -237,19 +237,14 @@ def train(model, tok, examples, steps: int, lr: float, warmup: int, seed: int, q
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / warmup))
     rng = random.Random(seed)
-    batches: list[list[int]] = []
+    order: list[int] = []
     losses = []
     model.train()
     for step in range(steps):
-        if not batches:
-            # A new epoch, shuffled, then sorted by length within chunks of 128 so that a batch
-            # holds examples of similar length: padding wastes ~35% fewer tokens per step.
-            perm = rng.sample(range(len(examples)), len(examples))
-            for i in range(0, len(perm), 128):
-                chunk = sorted(perm[i : i + 128], key=lambda j: len(examples[j][0]))
-                batches += [chunk[k : k + 16] for k in range(0, len(chunk), 16)]
-            rng.shuffle(batches)
-        batch = [examples[i] for i in batches.pop()]
+        if len(order) < 16:
+            order += rng.sample(range(len(examples)), len(examples))
+        batch = [examples[i] for i in order[:16]]
+        del order[:16]
         width = max(len(ids) for ids, _ in batch)
         ids = torch.full((len(batch), width), tok.pad_token_id)
         labels = torch.full((len(batch), width), -100)
