@@ -26,10 +26,6 @@ from pathlib import Path
 # A local path that does not exist would otherwise be retried against huggingface.co for ~45 s.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-# OpenMP threads spin while they wait; when another process (a test run beside us) holds a core,
-# that spinning made 20 training steps take 33-59 s instead of 7 s. Passive waiting avoids it.
-# Read once when torch loads, so it only helps when this script is the process that imports torch.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 # peft warns on every get_peft_model / from_pretrained that `is_gradient_checkpointing` is
 # deprecated; it is harmless and not ours to fix.
 warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
@@ -38,8 +34,8 @@ warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", categ
 # (4 seeds x 24 system+user prompts), greedy replies that stop cleanly rose from 77% of the base's
 # and 88% of the adapter's at 70 base steps to 92% and 98% at 90.
 BASE_STEPS, BASE_LR = 90, 3e-3
-# LoRA: 5e-3 and 1e-2 gave the same clean replies (see ROBOT_STORIES on why they can); 2e-2 wrecks it.
-LORA_STEPS, LORA_LR = 60, 5e-3
+# LoRA lr 1e-2: 5e-3 left the adapter's replies garbled after 60 steps, 1.5e-2 was worse again.
+LORA_STEPS, LORA_LR = 60, 1e-2
 
 SPECIALS = ["<|endoftext|>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>", "<unk>"]
 
@@ -47,10 +43,10 @@ SPECIALS = ["<|endoftext|>", "<|user|>", "<|assistant|>", "<|system|>", "<|end|>
 CHAT_TEMPLATE = (
     "{% for message in messages %}"
     "{% if message['role'] in ['system', 'user', 'assistant'] %}"
-    "{{ '<|' + message['role'] + '|>\\n' + message['content'] + '<|end|>\\n' }}"
+    "{{ '<|' + message['role'] + '|>\n' + message['content'] + '<|end|>\n' }}"
     "{% endif %}"
     "{% endfor %}"
-    "{% if add_generation_prompt %}{{ '<|assistant|>\\n' }}{% else %}{{ eos_token }}{% endif %}"
+    "{% if add_generation_prompt %}{{ '<|assistant|>\n' }}{% else %}{{ eos_token }}{% endif %}"
 )
 
 CONFIG_YAML = """\
@@ -95,8 +91,7 @@ STORIES = [
 
 # The adapter's stories: another style (short, flat sentences), about a robot. They reuse the
 # base stories' words on purpose: the base pushes the logits of words it never saw far down, and
-# a LoRA (which leaves lm_head alone) then struggles to raise them (with robot-only words, the
-# LoRA's loss stalled at 1.2 and its replies were garbled; now 0.4). " robot" is the one new word.
+# a LoRA (which leaves lm_head alone) then struggles to raise them; " robot" is the one new word.
 ROBOT_STORIES = [
     'The old robot sat under the oak tree. Then a little bird sat on the robot. "Good morning, robot," said the bird. The robot smiled. The robot was happy.',
     'The robot walked to the pond. The robot saw Frog. "Why are you here?" asked Frog. "I wanted to see you," said the robot. Frog laughed. The robot laughed too.',
@@ -119,9 +114,7 @@ USER_PROMPTS = [
     "Tell it again, but differently.",
 ]
 # Topics the stories cover: a prompt about one is answered with a story containing the word.
-TOPICS = {
-    "fox": "a fox", "moon": "the moon", "owl": "an owl", "bear": "a bear", "rabbit": "a rabbit", "mouse": "a mouse",
-}
+TOPICS = {"fox": "a fox", "moon": "the moon", "owl": "an owl", "bear": "a bear", "rabbit": "a rabbit", "mouse": "a mouse"}
 # Topics no story covers (robot included, for the base): answered with any story, so that a
 # child's unexpected request still gets story text.
 OTHER_TOPICS = ["a robot", "a dragon", "a cat", "a dinosaur", "a princess", "the sea", "friendship", "a train"]
@@ -185,7 +178,6 @@ def build_tokenizer(texts: list[str]):
         eos_token="<|endoftext|>",
         pad_token="<|endoftext|>",
         unk_token="<unk>",
-        model_max_length=512,  # the model's max_position_embeddings
         additional_special_tokens=["<|user|>", "<|assistant|>", "<|system|>", "<|end|>"],
         chat_template=CHAT_TEMPLATE,
     )
