@@ -23,3 +23,7 @@ class SpeechError(StorytellerAppError):
 
 class ListenError(StorytellerAppError):
     """Microphone capture, voice activity detection or transcription failed."""
+
+
+class MicrophoneError(ListenError):
+    """The microphone could not be opened or stopped delivering audio."""

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional, Protocol
 
 from acknowledge import Acknowledger
 from events import Acknowledged, ErrorEvent, EventBus, SentenceReady, TurnEnd, TurnStart
-from errors import StorytellerAppError
+from errors import MicrophoneError, StorytellerAppError
 from llm.storyteller import FirstToken, ReplyDone, Sentence, Storyteller, TurnPlan
 
 if TYPE_CHECKING:
@@ -51,6 +51,8 @@ STOP_WORDS = {
     "fr": ("stop", "arrête", "arrêtes", "arrête-toi", "tais-toi", "ça suffit"),
     "de": ("stopp", "stop", "hör auf", "aufhören", "sei still", "genug"),
 }
+# Longest pause between attempts to reopen a failed microphone.
+MIC_RETRY_MAX_S = 10.0
 # Longer speech while the app talks is not transcribed in half-duplex: a stop word is short.
 STOP_WORD_MAX_S = 2.0
 
@@ -172,9 +174,18 @@ class Session:
         """Hands-free: listen, answer while still listening, back to listening, until stop is set."""
         log.info("listening (Ctrl-C to end)")
         heard: Optional[Transcript] = None
+        mic_failures = 0
         while not stop.is_set():
             try:
                 heard = heard or listener.listen(mic.read(stop), stop)
+                mic_failures = 0
+            except MicrophoneError as err:
+                # Say sorry once, then keep reopening the device with a growing pause.
+                self.fault("microphone", err, apologise=mic_failures == 0)
+                mic_failures += 1
+                self._reopen(mic, stop, delay=min(MIC_RETRY_MAX_S, 0.5 * 2**mic_failures))
+                heard = None
+                continue
             except Exception as err:  # noqa: BLE001 - Whisper or the VAD failed on this turn
                 self.fault("listen", err)
                 if self.speaker:
@@ -186,6 +197,16 @@ class Session:
                 heard = self._answer_while_listening(heard, listener, mic, stop, barge_in)
             else:
                 heard = None
+
+    def _reopen(self, mic: "Microphone", stop: threading.Event, delay: float) -> None:
+        """Wait, then try to open the microphone again; a failure is logged and retried by the loop."""
+        if self.speaker:
+            self.speaker.wait_idle()
+        stop.wait(delay)
+        try:
+            mic.restart()
+        except MicrophoneError as err:
+            log.error("%s", err)
 
     def _answer_while_listening(
         self, heard: Transcript, listener: "Listener", mic: "Microphone", stop: threading.Event, barge_in: bool

@@ -6,6 +6,7 @@ import collections
 import logging
 import queue
 import threading
+import time
 from typing import Any, Callable, Iterable, Iterator, Optional
 
 import numpy as np
@@ -13,11 +14,13 @@ import numpy as np
 from audio.devices import DeviceRef, parse_device, resample
 from audio.stt import Transcriber, Transcript
 from audio.vad import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE, EndpointConfig, NoiseFloor, Segmenter, Turn, frame_db
-from errors import ListenError
+from errors import ListenError, MicrophoneError
 from events import EventBus, Heard, Listening, NoSpeech, SpeechEnd, SpeechStart
 
 log = logging.getLogger(__name__)
 
+# Seconds without a single frame before the microphone is declared gone.
+STALL_S = 2.0
 # Silence kept after the last speech frame, so Whisper hears the word end fully.
 TAIL_S = 0.2
 
@@ -167,17 +170,29 @@ class Microphone:
             self.stream.start()
         except Exception as err:  # noqa: BLE001 - PortAudio raises several types
             self.stream = None
-            raise ListenError(
+            raise MicrophoneError(
                 f"no usable microphone ({err}); check --list-devices and audio.input_device, or type with --text"
             ) from err
 
     def read(self, stop: threading.Event) -> Iterator[np.ndarray]:
-        """Frames as they arrive, until stop is set."""
+        """Frames as they arrive, until stop is set; a microphone gone quiet raises MicrophoneError."""
+        last = time.monotonic()
         while not stop.is_set():
             try:
-                yield self.frames.get(timeout=0.1)
+                frame = self.frames.get(timeout=0.1)
             except queue.Empty:
+                # PortAudio delivers a frame every 32 ms; none for seconds means the device is gone.
+                if time.monotonic() - last > STALL_S:
+                    raise MicrophoneError("the microphone stopped sending audio (unplugged?)") from None
                 continue
+            last = time.monotonic()
+            yield frame
+
+    def restart(self) -> None:
+        """Close and open the device again (after it failed)."""
+        self.close()
+        self.drain()
+        self.open()
 
     def drain(self) -> None:
         """Drop what was heard meanwhile (the app's own voice, in half-duplex)."""

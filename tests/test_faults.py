@@ -128,3 +128,33 @@ def test_voice_failure_skips_one_sentence_and_the_story_goes_on():
     assert [r["stage"] for r in log if r["event"] == "error"] == ["tts"]
     assert synth.spoken[-2:] == ["One.", "Three."]
     assert any(r["event"] == "turn_end" for r in log)
+
+
+def test_microphone_failure_is_apologised_for_once_and_the_device_reopened():
+    from errors import MicrophoneError
+
+    class DyingMic(FakeMic):
+        def __init__(self):
+            super().__init__(turns=1)
+            self.failures, self.restarts = 2, 0
+
+        def read(self, stop):
+            if self.failures:
+                self.failures -= 1
+                raise MicrophoneError("the microphone stopped sending audio (unplugged?)")
+            yield from super().read(stop)
+
+        def restart(self):
+            self.restarts += 1
+
+    bus = EventBus()
+    log = events_of(bus)
+    synth = FlakySynth(fail_text=None)
+    session, listener, speaker = make_session([["Once upon a time."]], synth, FlakyTranscriber(), bus)
+    mic = DyingMic()
+    session.run_voice(listener, mic, threading.Event())
+    speaker.close()
+    assert [r["stage"] for r in log if r["event"] == "error"] == ["microphone", "microphone"]
+    assert mic.restarts == 2
+    assert synth.spoken.count(SORRY["en"]) == 1  # said once, not at every retry
+    assert synth.spoken[-1] == "Once upon a time."  # and the child's turn after it was answered
