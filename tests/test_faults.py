@@ -1,7 +1,7 @@
 """Faults injected into each stage: the child hears a kind line, an error event is sent, the next turn works."""
 
-import queue
 import threading
+import time
 
 import numpy as np
 
@@ -19,24 +19,33 @@ SPEECH, QUIET = np.full(FRAME_SAMPLES, 0.3, np.float32), np.zeros(FRAME_SAMPLES,
 
 
 class FakeMic:
-    """Frames as the microphone would deliver them; a turn is 'speech' for 1 s between seconds of silence."""
+    """The microphone, scripted: one turn of 'speech' (1 s between seconds of silence) at a time.
 
-    def __init__(self, turns: int):
-        self.frames: queue.Queue = queue.Queue()
-        for _ in range(turns):
-            for frame in [QUIET] * 31 + [SPEECH] * 31 + [QUIET] * 31:
-                self.frames.put(frame)
+    Like a child waiting for the answer, the next turn's audio arrives only once the app is
+    listening again (after drain(), which the voice loop calls when a turn is over); when every
+    turn has been heard the session's stop event is set.
+    """
 
-    def read(self, stop):
-        while not stop.is_set():
-            try:
-                yield self.frames.get(timeout=0.05)
-            except queue.Empty:
-                if self.frames.empty():
-                    stop.set()  # the script is over: end the session
+    def __init__(self, turns: int, stop: threading.Event):
+        self.turns = [[QUIET] * 31 + [SPEECH] * 31 + [QUIET] * 31 for _ in range(turns)]
+        self.current: list = self.turns.pop(0)
+        self.stop, self.finished = stop, False
+
+    def read(self, until):
+        while not until.is_set():
+            if self.current:
+                yield self.current.pop(0)
+            elif self.finished:
+                self.stop.set()
+                return
+            else:
+                time.sleep(0.005)  # nothing said until the app listens again
 
     def drain(self):
-        pass
+        if self.turns:
+            self.current = self.turns.pop(0)
+        else:
+            self.finished = True
 
 
 class FlakyTranscriber:
@@ -77,7 +86,8 @@ def make_session(replies, synth, transcriber, bus):
 
 
 def run(session, listener, turns):
-    session.run_voice(listener, FakeMic(turns), threading.Event())
+    stop = threading.Event()
+    session.run_voice(listener, FakeMic(turns, stop), stop)
 
 
 def events_of(bus):
@@ -134,8 +144,8 @@ def test_microphone_failure_is_apologised_for_once_and_the_device_reopened():
     from errors import MicrophoneError
 
     class DyingMic(FakeMic):
-        def __init__(self):
-            super().__init__(turns=1)
+        def __init__(self, stop):
+            super().__init__(turns=1, stop=stop)
             self.failures, self.restarts = 2, 0
 
         def read(self, stop):
@@ -151,8 +161,9 @@ def test_microphone_failure_is_apologised_for_once_and_the_device_reopened():
     log = events_of(bus)
     synth = FlakySynth(fail_text=None)
     session, listener, speaker = make_session([["Once upon a time."]], synth, FlakyTranscriber(), bus)
-    mic = DyingMic()
-    session.run_voice(listener, mic, threading.Event())
+    stop = threading.Event()
+    mic = DyingMic(stop)
+    session.run_voice(listener, mic, stop)
     speaker.close()
     assert [r["stage"] for r in log if r["event"] == "error"] == ["microphone", "microphone"]
     assert mic.restarts == 2
