@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import queue
 import threading
 import time
 from dataclasses import dataclass, field
@@ -211,11 +212,8 @@ class WebSocketSink:
     QUEUE_SIZE = 1000
 
     def __init__(self, host: str = "127.0.0.1", port: int = 8765):
-        import queue
-
         from websockets.sync.server import serve
 
-        self._queue_type = queue
         self._clients: set = set()
         self._lock = threading.Lock()
         try:
@@ -229,7 +227,7 @@ class WebSocketSink:
         self._thread.start()
 
     def _handle(self, connection) -> None:  # one thread per client, run by websockets
-        q = self._queue_type.Queue(maxsize=self.QUEUE_SIZE)
+        q: queue.Queue = queue.Queue(maxsize=self.QUEUE_SIZE)
         with self._lock:
             self._clients.add(q)
         try:
@@ -248,7 +246,7 @@ class WebSocketSink:
         for q in clients:
             try:
                 q.put_nowait(message)
-            except self._queue_type.Full:
+            except queue.Full:
                 pass
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ Latency after the end of speech = the endpointing silence (listen.end_silence_s)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import statistics
@@ -54,7 +55,7 @@ def main() -> None:
             "wer": round(jiwer.wer(truth, heard), 3),
         })
     meta = {"date": str(date.today()), "machine": platform.machine(), "input": f"{len(clips)} eSpeak clips, 3 voices",
-            "guard": Guard().__dict__ if hasattr(Guard(), "__dict__") else None}
+            "guard": dataclasses.asdict(Guard())}
     print(f"{'engine':16} {'model':8} {'transcribe s':>12} {'after speech s':>15} {'RTF':>6} {'WER':>6}")
     for r in rows:
         print(f"{r['engine']:16} {r['model']:8} {r['transcribe_s_median']:>12} {r['after_end_of_speech_s']:>15} {r['rtf_median']:>6} {r['wer']:>6}")

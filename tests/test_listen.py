@@ -2,7 +2,6 @@
 
 import subprocess
 import threading
-import time
 
 import jiwer
 import numpy as np

@@ -1,7 +1,6 @@
 """Speech output: real eSpeak NG (pyttsx3) and Piper voices, the speaker's ordering, overlap and stop()."""
 
 import subprocess
-import threading
 import time
 
 import numpy as np

@@ -7,7 +7,6 @@ truth. The conversion itself runs here, into a temporary XDG_CACHE_HOME.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
