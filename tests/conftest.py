@@ -49,14 +49,19 @@ def pulse():
             if subprocess.run(["pactl", "info"], capture_output=True).returncode == 0:
                 break
             time.sleep(0.1)
-    sinks = subprocess.run(["pactl", "list", "short", "sinks"], capture_output=True, text=True).stdout
+    def names(kind):
+        # Exact names (column 2): "kiosk_mic" is a prefix of "kiosk_mic_feed.monitor", so a
+        # substring test would skip creating the microphone on a fresh daemon.
+        listing = subprocess.run(["pactl", "list", "short", kind], capture_output=True, text=True).stdout
+        return {line.split("\t")[1] for line in listing.splitlines() if "\t" in line}
+
     for module, args in [
         ("module-null-sink", "sink_name=kiosk_out"),
         ("module-null-sink", "sink_name=kiosk_mic_feed"),
         ("module-remap-source", "source_name=kiosk_mic master=kiosk_mic_feed.monitor"),
     ]:
         name = args.split()[0].split("=")[1]
-        if name not in sinks and name not in subprocess.run(["pactl", "list", "short", "sources"], capture_output=True, text=True).stdout:
+        if name not in names("sinks") | names("sources"):
             subprocess.run(["pactl", "load-module", module, *args.split()], check=True, capture_output=True)
     subprocess.run(["pactl", "set-default-sink", "kiosk_out"], check=True)
     subprocess.run(["pactl", "set-default-source", "kiosk_mic"], check=True)
