@@ -148,6 +148,19 @@ class SpeakStopped(Event):
 
 
 @dataclass(frozen=True)
+class BlockedEvent(Event):
+    """The safety checks stopped something; the unsafe part is masked, never logged in plain form."""
+
+    name: ClassVar[str] = "blocked"
+    turn: int
+    stage: str  # "input": what the child said; "output": a sentence that was not spoken
+    category: str
+    rule: str
+    layer: str
+    masked: str
+
+
+@dataclass(frozen=True)
 class ErrorEvent(Event):
     """A stage failed; the session goes on."""
 
@@ -185,12 +198,13 @@ class EventBus:
 class JsonLinesSink:
     """Append one JSON object per event to a file, flushed so another program can tail it."""
 
-    def __init__(self, path: str):
+    def __init__(self, path: str, scrub: Optional[Callable[[dict[str, Any]], dict[str, Any]]] = None):
         self._file: TextIO = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
         self._lock = threading.Lock()
+        self._scrub = scrub  # privacy: what may be kept on disk (safety.privacy.scrubber)
 
     def __call__(self, record: dict[str, Any]) -> None:
-        line = json.dumps(record, ensure_ascii=False)
+        line = json.dumps(self._scrub(record) if self._scrub else record, ensure_ascii=False)
         with self._lock:
             if not self._file.closed:
                 self._file.write(line + "\n")

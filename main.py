@@ -10,10 +10,14 @@ import sys
 import threading
 import warnings
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from errors import StorytellerAppError
+from errors import ConfigError, StorytellerAppError
 from events import EventBus, JsonLinesSink, SessionStart
 from settings import AGE_GROUPS, LANGUAGES, Settings, load_settings
+
+if TYPE_CHECKING:
+    from safety.guard import SafetyGuard
 
 log = logging.getLogger("storyteller")
 DEFAULT_CONFIG = Path(__file__).with_name("config.yaml")
@@ -32,6 +36,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output-wav", metavar="FILE", help="write everything spoken in the session to one wav")
     p.add_argument("--list-voices", action="store_true", help="list the speech engine's voices and exit")
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
+    p.add_argument("--check-safety", metavar="FILE", help="audit: check each line of FILE ('-': stdin) as a sentence "
+                   "about to be spoken; print ok/blocked, category, text (tab-separated) and exit")
+    p.add_argument("--check-safety-input", action="store_true", help="with --check-safety: check the lines as what a child said")
     p.add_argument("-v", "--verbose", action="store_true", help="log details (timings, model loading)")
     return p.parse_args(argv)
 
@@ -99,15 +106,51 @@ def list_and_exit(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def build_guard(settings: Settings) -> "SafetyGuard":
+    """The safety checks for this session's age group and language."""
+    from safety.guard import SafetyGuard
+
+    classifier = None
+    if settings.safety.classifier:
+        from safety.classifier import TextClassifier
+
+        classifier = TextClassifier(settings.safety.classifier, settings.safety.classifier_threshold)
+    return SafetyGuard(settings.story.age_group, settings.story.language, classifier)
+
+
+def check_safety(guard: "SafetyGuard", path: str, as_input: bool) -> int:
+    """--check-safety: one line out per line in: ok|blocked, category, text."""
+    check = guard.check_input if as_input else guard.check_output
+    try:
+        source = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115 - closed below
+    except OSError as err:
+        raise ConfigError(f"--check-safety: cannot read {path}: {err.strerror}") from err
+    with source:
+        for line in source:
+            text = line.rstrip("\n")
+            if not text.strip():
+                continue
+            verdict = check(text)
+            print(f"{'ok' if verdict.ok else 'blocked'}\t{verdict.category or ''}\t{text}", flush=True)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Build everything from settings and run the session; returns the exit code."""
     settings = build_settings(args)
     if args.list_voices or args.list_devices:
         return list_and_exit(settings, args)
+    guard = build_guard(settings)
+    if args.check_safety:
+        return check_safety(guard, args.check_safety, args.check_safety_input)
+    from safety.privacy import remote_warning, scrubber
+
+    if settings.llm.backend != "local":
+        log.warning("%s", remote_warning(settings.llm.backend, settings.llm.hf_base_url or "Hugging Face's Inference API"))
     bus = EventBus()
     sinks = []
     if settings.events.path:
-        sinks.append(JsonLinesSink(settings.events.path))
+        sinks.append(JsonLinesSink(settings.events.path, scrubber(settings.privacy.keep_transcripts, guard.redact)))
     if settings.events.websocket:
         from events import WebSocketSink
 
@@ -127,7 +170,8 @@ def run(args: argparse.Namespace) -> int:
         if not backend.fine_tuned:
             log.warning("note: this model is not the Phi-Ed fine-tune; stories come from the plain model")
         story = settings.story
-        storyteller = Storyteller(backend, story.age_group, story.language, settings.llm.memory_tokens, story.max_sentence_words)
+        storyteller = Storyteller(backend, story.age_group, story.language, settings.llm.memory_tokens, story.max_sentence_words,
+                                  guard=guard, steer_retries=settings.safety.steer_retries)
         speaker = build_speaker(settings, args, bus)
         bus.emit(SessionStart(model=backend.description, fine_tuned=backend.fine_tuned, age_group=story.age_group, language=story.language))
         from acknowledge import Acknowledger

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Iterable, Optional, Protocol
 
 from acknowledge import Acknowledger
-from events import Acknowledged, ErrorEvent, EventBus, SentenceReady, TurnEnd, TurnStart
+from events import Acknowledged, BlockedEvent, ErrorEvent, EventBus, SentenceReady, TurnEnd, TurnStart
 from errors import MicrophoneError, StorytellerAppError
-from llm.storyteller import FirstToken, ReplyDone, Sentence, Storyteller, TurnPlan
+from llm.storyteller import Blocked, FirstToken, ReplyDone, Sentence, Storyteller, TurnPlan
 
 if TYPE_CHECKING:
     from audio.listen import Listener, Microphone
@@ -110,7 +110,8 @@ class Session:
             for item in self.storyteller.stream(child_text, cancel):
                 if isinstance(item, TurnPlan):
                     self.bus.emit(TurnStart(turn=turn, text=child_text, mode=item.mode.value))
-                    if self.acknowledger:  # said before the model reads the prompt: no silence
+                    # Said before the model reads the prompt, so there is no silence; not before a redirect.
+                    if self.acknowledger and not item.redirected:
                         marks.ack = self.acknowledger.line(item.mode)
                         self.bus.emit(Acknowledged(text=marks.ack))
                         self.speaker.say(marks.ack)
@@ -121,6 +122,10 @@ class Session:
                     count += 1
                     self.bus.emit(SentenceReady(turn=turn, index=item.index, text=item.text))
                     self.say(item.text)
+                elif isinstance(item, Blocked):
+                    self.bus.emit(BlockedEvent(turn=turn, stage=item.stage, category=item.category,
+                                               rule=item.rule, layer=item.layer, masked=item.masked))
+                    log.info("safety: blocked %s (%s)", item.stage, item.category)
                 elif isinstance(item, ReplyDone):
                     tokens = item.tokens
         except Exception as err:  # noqa: BLE001 - a crashed stage must not end the child's session

@@ -125,6 +125,20 @@ class EventSettings(_Section):
     websocket_port: int = Field(8765, ge=0, le=65535)
 
 
+class SafetySettings(_Section):
+    """Child safety beyond the built-in rules (which always run; see README, "Child safety")."""
+
+    classifier: Optional[str] = None
+    classifier_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    steer_retries: int = Field(1, ge=0, le=3)
+
+
+class PrivacySettings(_Section):
+    """What is kept about the children (audio never is)."""
+
+    keep_transcripts: bool = False
+
+
 class Settings(_Section):
     """All settings of the app."""
 
@@ -134,6 +148,8 @@ class Settings(_Section):
     listen: ListenSettings = ListenSettings()
     audio: AudioSettings = AudioSettings()
     events: EventSettings = EventSettings()
+    safety: SafetySettings = SafetySettings()
+    privacy: PrivacySettings = PrivacySettings()
 
     def with_overrides(self, **sections: dict[str, Any]) -> "Settings":
         """Return a copy with some keys of some sections replaced, validated again."""
@@ -178,7 +194,11 @@ def load_settings(path: str | Path) -> Settings:
     if data is not None and not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections (llm:, story:, ...)")
     settings = _validate(data, str(path))
-    return settings.model_copy(update={"llm": _resolve_paths(settings.llm, path.parent)})
+    updates: dict[str, Any] = {"llm": _resolve_paths(settings.llm, path.parent)}
+    classifier = settings.safety.classifier
+    if classifier and (classifier.startswith(".") or (path.parent / classifier).exists()):
+        updates["safety"] = settings.safety.model_copy(update={"classifier": str((path.parent / classifier).resolve())})
+    return settings.model_copy(update=updates)
 
 
 def _resolve_paths(llm: LLMSettings, base: Path) -> LLMSettings:

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 from contextlib import closing
 from dataclasses import dataclass
-from typing import Iterator, Optional, Union
+from typing import TYPE_CHECKING, Iterator, Optional, Union
 
 from llm.backends import Backend
 from llm.prompts import Mode, detect_mode, system_prompt, user_prompt
 from llm.sentences import SentenceSplitter
+from safety import lines
+
+if TYPE_CHECKING:
+    from safety.guard import SafetyGuard, Verdict
 
 
 @dataclass(frozen=True)
@@ -27,6 +32,7 @@ class TurnPlan:
 
     mode: Mode
     prompt_tokens: int
+    redirected: bool = False  # the child's request was not safe to tell: a redirect follows
 
 
 @dataclass(frozen=True)
@@ -45,17 +51,32 @@ class ReplyDone:
     cancelled: bool
 
 
-StoryItem = Union[TurnPlan, FirstToken, Sentence, ReplyDone]
+@dataclass(frozen=True)
+class Blocked:
+    """Something was stopped by the safety checks: what kind and why, with the unsafe part masked."""
+
+    stage: str  # "input" (what the child said) or "output" (a sentence about to be spoken)
+    category: str
+    rule: str
+    layer: str
+    masked: str
+
+
+StoryItem = Union[TurnPlan, FirstToken, Sentence, Blocked, ReplyDone]
 
 
 class Storyteller:
     """Tell stories turn by turn: `stream(child_text)` yields the reply as complete sentences."""
 
-    def __init__(self, backend: Backend, age_group: str, language: str, memory_tokens: int, max_sentence_words: int):
+    def __init__(self, backend: Backend, age_group: str, language: str, memory_tokens: int, max_sentence_words: int,
+                 guard: Optional["SafetyGuard"] = None, steer_retries: int = 1, rng: Optional[random.Random] = None):
         self.backend = backend
         self.age_group, self.language = age_group, language
         self.memory_tokens = memory_tokens
         self.max_sentence_words = max_sentence_words
+        self.guard = guard  # None only in tests of the model plumbing itself
+        self.steer_retries = steer_retries
+        self.rng = rng or random.Random()
         self.history: list[dict[str, str]] = []  # user/assistant turns, oldest first
 
     @property
@@ -78,34 +99,92 @@ class Storyteller:
         return [system, *history, turn]
 
     def stream(self, child_text: str, cancel: Optional[threading.Event] = None) -> Iterator[StoryItem]:
-        """Yield TurnPlan, FirstToken, then each Sentence as soon as it is complete, then ReplyDone."""
+        """Yield TurnPlan, FirstToken, then each safe Sentence as soon as it is complete, then ReplyDone.
+
+        With a guard, the child's words are checked first (personal information is taken out; an
+        unsafe request becomes a redirect to a safe story), and every sentence is checked before
+        it is yielded: a blocked one is never yielded, and the story is steered back or closed.
+        """
         cancel = cancel or threading.Event()
-        mode = detect_mode(child_text, self.has_story)
-        messages = self.messages_for(child_text, mode)
-        yield TurnPlan(mode, self.backend.count_tokens(messages))
-        splitter = SentenceSplitter(max_words=self.max_sentence_words, language=self.language)
+        request, opening, blocked, tell = self._screen(child_text)
+        mode = detect_mode(request, self.has_story) if blocked is None else Mode.NEW_STORY
+        messages = self.messages_for(request, mode)
+        yield TurnPlan(mode, self.backend.count_tokens(messages), redirected=blocked is not None)
+        if blocked:
+            yield blocked
+        said = list(opening)
+        for index, text in enumerate(opening):
+            yield Sentence(index, text)
+        pieces = 0
+        if tell:
+            pieces = yield from self._tell(messages, cancel, said)
+        if said[len(opening):]:
+            # Remember what was actually said (the safe sentences), even if cut short, so "what
+            # happens next?" works; history holds only what still fits the budget.
+            self.history = messages[1:] + [{"role": "assistant", "content": " ".join(said[len(opening):])}]
+        yield ReplyDone(text=" ".join(said), tokens=pieces, cancelled=cancel.is_set())
+
+    def _screen(self, child_text: str) -> tuple[str, list[str], Optional[Blocked], bool]:
+        """The request for the model, lines to say first, what was blocked, and whether to tell a story."""
+        if self.guard is None:
+            return child_text, [], None, True
+        verdict = self.guard.check_input(child_text)
+        if verdict.ok:
+            return child_text, [], None, True
+        blocked = _blocked("input", verdict)
+        if verdict.category == "personal_info":
+            # Take it out (the model, and a remote server, never see it) and go on with the request.
+            return self.guard.redact(child_text), [lines.PRIVACY[self.language]], blocked, True
+        if verdict.category == "self_harm":
+            return "", [lines.SELF_HARM[self.language]], blocked, False
+        say, request = lines.redirect(self.language, self.rng)
+        return request, [say], blocked, True
+
+    def _tell(self, messages: list[dict[str, str]], cancel: threading.Event, said: list[str]) -> Iterator[StoryItem]:
+        """Stream the model's reply sentence by sentence, steering it back after a blocked sentence."""
         t0 = time.monotonic()
-        pieces: list[str] = []
-        index, started = 0, False
-        # closing(): a break or an abandoned turn must end the model's worker thread at once.
-        with closing(self.backend.stream(messages, cancel)) as model_stream:
-            for piece in model_stream:
-                if cancel.is_set():
-                    break  # nothing after a cancel may reach the speaker
-                if not started and piece.strip():
-                    started = True
-                    yield FirstToken(time.monotonic() - t0)
-                pieces.append(piece)
-                for text in splitter.feed(piece):
-                    yield Sentence(index, text)
-                    index += 1
-        if not cancel.is_set():
-            for text in splitter.flush():
-                yield Sentence(index, text)
-                index += 1
-        reply = "".join(pieces).strip()
-        if reply:
-            # Remember what was actually said, even if cut short, so "what happens next?" works.
-            # Keep only what still fits the budget, so a day-long session does not grow without end.
-            self.history = messages[1:] + [{"role": "assistant", "content": reply}]
-        yield ReplyDone(text=reply, tokens=len(pieces), cancelled=cancel.is_set())
+        pieces, started = 0, False
+        prompt = messages
+        for attempt in range(self.steer_retries + 1):
+            splitter = SentenceSplitter(max_words=self.max_sentence_words, language=self.language)
+            stopped = None
+            # closing(): a break or an abandoned turn must end the model's worker thread at once.
+            with closing(self.backend.stream(prompt, cancel)) as model_stream:
+                for piece in model_stream:
+                    if cancel.is_set():
+                        break  # nothing after a cancel may reach the speaker
+                    if not started and piece.strip():
+                        started = True
+                        yield FirstToken(time.monotonic() - t0)
+                    pieces += 1
+                    stopped = yield from self._checked(splitter.feed(piece), said)
+                    if stopped:
+                        break
+            if not stopped and not cancel.is_set():
+                stopped = yield from self._checked(splitter.flush(), said)
+            if not stopped or cancel.is_set():
+                return pieces
+            if attempt < self.steer_retries:
+                # Ask again from the last safe sentence, with the reason left out of the prompt.
+                told = " ".join(said) or "..."
+                prompt = [*messages, {"role": "assistant", "content": told},
+                          {"role": "user", "content": lines.STEER.format(age=self.age_group)}]
+        closing_line = lines.CLOSING[self.language]
+        said.append(closing_line)
+        yield Sentence(len(said) - 1, closing_line)
+        return pieces
+
+    def _checked(self, sentences: list[str], said: list[str]) -> Iterator[StoryItem]:
+        """Yield each sentence that passes the guard; on the first that fails, yield Blocked and return True."""
+        for text in sentences:
+            verdict = self.guard.check_output(text) if self.guard else None
+            if verdict is not None and not verdict.ok:
+                yield _blocked("output", verdict)
+                return True
+            said.append(text)
+            yield Sentence(len(said) - 1, text)
+        return False
+
+
+def _blocked(stage: str, verdict: "Verdict") -> Blocked:
+    return Blocked(stage, verdict.category or "", verdict.rule or "", verdict.layer or "", verdict.masked)
