@@ -63,6 +63,8 @@ llm:
 story:
   age_group: Early Elementary
   language: en
+privacy:
+  keep_transcripts: true  # a development config: the tests read what was heard from the events file
 """
 
 # The base model's stories. No robots here: the tests tell base from adapter by that word.
