@@ -15,6 +15,7 @@ LINES = {
                         "The story goes on..."],
         Mode.CHANGE: ["Ooh, a new twist! Let me think...", "Good idea, let's change it..."],
         Mode.QUESTION: ["Good question! Let me think...", "Hmm, let me think about that..."],
+        Mode.CHOICE: ["Let's see where that leads...", "Ooh, here we go..."],
     },
     "fr": {
         Mode.NEW_STORY: ["Oh, j'adore cette idée ! Je réfléchis...", "Quelle bonne idée ! Voici une histoire...",
@@ -22,6 +23,7 @@ LINES = {
         Mode.CONTINUE: ["Voyons ce qui se passe ensuite...", "Et maintenant ? Je réfléchis..."],
         Mode.CHANGE: ["Oh, une nouvelle idée ! Je réfléchis...", "D'accord, on change l'histoire..."],
         Mode.QUESTION: ["Bonne question ! Je réfléchis...", "Hmm, laisse-moi réfléchir..."],
+        Mode.CHOICE: ["Voyons où ça nous mène...", "Oh, c'est parti..."],
     },
     "de": {
         Mode.NEW_STORY: ["Oh, tolle Idee! Lass mich überlegen...", "Wie schön! Gleich kommt eine Geschichte...",
@@ -29,6 +31,7 @@ LINES = {
         Mode.CONTINUE: ["Mal sehen, wie es weitergeht...", "Und was passiert jetzt? Lass mich überlegen..."],
         Mode.CHANGE: ["Oh, eine neue Idee! Lass mich überlegen...", "Gut, wir ändern die Geschichte..."],
         Mode.QUESTION: ["Gute Frage! Lass mich überlegen...", "Hmm, lass mich nachdenken..."],
+        Mode.CHOICE: ["Mal sehen, wohin das führt...", "Oh, los geht's..."],
     },
 }
 

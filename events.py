@@ -148,6 +148,37 @@ class SpeakStopped(Event):
 
 
 @dataclass(frozen=True)
+class QuestionAsked(Event):
+    """A comprehension question about the story was asked (its expected answer is not sent)."""
+
+    name: ClassVar[str] = "question"
+    number: int
+    text: str
+
+
+@dataclass(frozen=True)
+class AnswerJudged(Event):
+    """The child's answer to a question was judged."""
+
+    name: ClassVar[str] = "answer_judged"
+    number: int
+    correct: bool
+    hint: bool  # a hint and one more try follow
+    dont_know: bool  # "I don't know" or silence
+    method: str  # "match", "model" or "none"
+
+
+@dataclass(frozen=True)
+class ChoiceMade(Event):
+    """The story paused at a choice and a way was picked."""
+
+    name: ClassVar[str] = "choice"
+    options: list
+    chosen: str
+    by: str  # "child", or "story" when the answer stayed unclear
+
+
+@dataclass(frozen=True)
 class BlockedEvent(Event):
     """The safety checks stopped something; the unsafe part is masked, never logged in plain form."""
 

@@ -17,6 +17,8 @@ from events import EventBus, JsonLinesSink, SessionStart
 from settings import AGE_GROUPS, LANGUAGES, Settings, load_settings
 
 if TYPE_CHECKING:
+    from activities.flow import Activities
+    from llm.backends import Backend
     from safety.guard import SafetyGuard
 
 log = logging.getLogger("storyteller")
@@ -118,6 +120,17 @@ def build_guard(settings: Settings) -> "SafetyGuard":
     return SafetyGuard(settings.story.age_group, settings.story.language, classifier)
 
 
+def build_activities(settings: Settings, backend: "Backend", guard: "SafetyGuard") -> "Activities":
+    """Questions and choices for this session, with the teacher's summary when configured."""
+    from activities.flow import Activities
+    from activities.summary import Summary
+
+    act, story = settings.activities, settings.story
+    summary = Summary(act.summary_path, story.age_group, story.language, guard.redact) if act.summary_path else None
+    return Activities(backend, guard, story.age_group, story.language, questions=act.questions,
+                      max_questions=act.max_questions, choices=act.choices, summary=summary)
+
+
 def check_safety(guard: "SafetyGuard", path: str, as_input: bool) -> int:
     """--check-safety: one line out per line in: ok|blocked, category, text."""
     check = guard.check_input if as_input else guard.check_output
@@ -177,7 +190,8 @@ def run(args: argparse.Namespace) -> int:
         from acknowledge import Acknowledger
 
         acknowledger = Acknowledger(story.language) if settings.speech.acknowledge else None
-        session = Session(storyteller, bus, show=_print_sentence, speaker=speaker, acknowledger=acknowledger)
+        session = Session(storyteller, bus, show=_print_sentence, speaker=speaker, acknowledger=acknowledger,
+                          activities=build_activities(settings, backend, guard), answer_timeout_s=settings.activities.answer_timeout_s)
         if args.text:
             if sys.stdin.isatty():
                 print(f"Ready ({story.age_group}, {story.language}). Type what the child says; Ctrl-D to end.", file=sys.stderr)

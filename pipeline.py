@@ -12,9 +12,11 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional, Protocol
 from acknowledge import Acknowledger
 from events import Acknowledged, BlockedEvent, ErrorEvent, EventBus, SentenceReady, TurnEnd, TurnStart
 from errors import MicrophoneError, StorytellerAppError
+from llm.prompts import Mode
 from llm.storyteller import Blocked, FirstToken, ReplyDone, Sentence, Storyteller, TurnPlan
 
 if TYPE_CHECKING:
+    from activities.flow import Activities, Step
     from audio.listen import Listener, Microphone
     from audio.stt import Transcript
 
@@ -82,8 +84,12 @@ class Session:
         show: Callable[[str], None],
         speaker: Optional[Voice] = None,
         acknowledger: Optional[Acknowledger] = None,
+        activities: Optional["Activities"] = None,
+        answer_timeout_s: float = 8.0,
     ):
         self.storyteller, self.bus, self.show, self.speaker = storyteller, bus, show, speaker
+        self.activities = activities  # questions and choices; None: stories only
+        self.answer_timeout_s = answer_timeout_s  # hands-free: silence this long answers a question
         self.acknowledger = acknowledger if speaker else None  # a spoken courtesy: text mode skips it
         self.turns = 0
         self._marks: Optional[_Marks] = None
@@ -96,19 +102,50 @@ class Session:
             self.speaker.say(text)
 
     def run_turn(self, child_text: str, cancel: Optional[threading.Event] = None, stt_s: Optional[float] = None) -> Optional[TurnEnd]:
-        """Answer one turn; a failing model is reported and apologised for, never fatal.
+        """Answer one turn: an answer to a running activity, or a story turn; never fatal.
 
         Latencies are measured from the end of the child's speech: `stt_s` (transcription time)
         before this call, or from the typed line in --text mode.
         """
         cancel = cancel or threading.Event()
+        if self.activities is not None:
+            step = self.activities.stop() if is_stop_word(child_text, self.storyteller.language) else None
+            try:
+                step = step or self.activities.handle(child_text)
+            except Exception as err:  # noqa: BLE001 - a failed activity ends; the session goes on
+                self.activities.reset()
+                self.fault("activities", err)
+                return None
+            if step is not None:
+                return self._activity_turn(step, cancel)
+        return self._story_turn(child_text, cancel, stt_s)
+
+    def _activity_turn(self, step: "Step", cancel: threading.Event) -> Optional[TurnEnd]:
+        """Say an activity's lines (a question, praise, a hint) and go on with the story if a choice was made."""
+        self.turns += 1
+        for event in step.events:
+            self.bus.emit(event)
+        for index, text in enumerate(step.say):
+            self.bus.emit(SentenceReady(turn=self.turns, index=index, text=text))
+            self.say(text)
+        if step.story and not cancel.is_set():
+            return self._story_turn(step.story, cancel, None, mode=Mode.CHOICE)
+        self._finish_speech(cancel)
+        return None
+
+    def _story_turn(self, child_text: str, cancel: threading.Event, stt_s: Optional[float], mode: Optional[Mode] = None) -> Optional[TurnEnd]:
+        """The storyteller answers; afterwards an activity may start (a choice to make, questions)."""
         self.turns += 1
         turn = self.turns
         marks = self._marks = _Marks(time.monotonic() - (stt_s or 0.0), transcript=None if stt_s is None else round(stt_s, 4))
-        count = tokens = 0
+        mode = mode or self.storyteller.mode_of(child_text)
+        instruction = self.activities.instruction_for(child_text, mode) if self.activities else ""
+        told: list[str] = []
+        tokens, plan = 0, None
         try:
-            for item in self.storyteller.stream(child_text, cancel):
+            for item in self.storyteller.stream(child_text, cancel, mode=mode, instruction=instruction):
                 if isinstance(item, TurnPlan):
+                    plan = item
                     self.bus.emit(TurnStart(turn=turn, text=child_text, mode=item.mode.value))
                     # Said before the model reads the prompt, so there is no silence; not before a redirect.
                     if self.acknowledger and not item.redirected:
@@ -119,7 +156,7 @@ class Session:
                     marks.mark("first_token")
                 elif isinstance(item, Sentence):
                     marks.mark("first_sentence")
-                    count += 1
+                    told.append(item.text)
                     self.bus.emit(SentenceReady(turn=turn, index=item.index, text=item.text))
                     self.say(item.text)
                 elif isinstance(item, Blocked):
@@ -132,8 +169,10 @@ class Session:
             self.fault("llm", err)
             self._finish_speech(cancel)
             return None
+        if self.activities and told and not cancel.is_set() and plan and not plan.redirected and plan.mode is not Mode.QUESTION:
+            self._after_story(told, bool(instruction))
         self._finish_speech(cancel)
-        end = TurnEnd(turn=turn, sentences=count, tokens=tokens, cancelled=cancel.is_set(), stt_s=marks.transcript,
+        end = TurnEnd(turn=turn, sentences=len(told), tokens=tokens, cancelled=cancel.is_set(), stt_s=marks.transcript,
                       first_token_s=marks.first_token, first_sentence_s=marks.first_sentence,
                       first_audio_s=marks.first_audio, first_story_audio_s=marks.first_story_audio, total_s=round(time.monotonic() - marks.t0, 4))
         self.bus.emit(end)
@@ -141,6 +180,19 @@ class Session:
                   turn, end.stt_s, end.first_token_s, end.first_sentence_s, end.first_audio_s,
                   end.first_story_audio_s, end.total_s)
         return end
+
+    def _after_story(self, told: list[str], ended_at_choice: bool) -> None:
+        try:
+            step = self.activities.after_story(" ".join(told), told[-1], ended_at_choice)
+        except Exception as err:  # noqa: BLE001 - the story was told; only the questions are lost
+            self.fault("activities", err, apologise=False)
+            return
+        if step:
+            for event in step.events:
+                self.bus.emit(event)
+            for text in step.say:
+                self.bus.emit(SentenceReady(turn=self.turns, index=-1, text=text))
+                self.say(text)
 
     def fault(self, stage: str, err: BaseException, apologise: bool = True) -> None:
         """A stage failed: log it, announce it, and tell the child kindly; the session goes on."""
@@ -182,7 +234,7 @@ class Session:
         mic_failures = 0
         while not stop.is_set():
             try:
-                heard = heard or listener.listen(mic.read(stop), stop)
+                heard = heard or self._listen(listener, mic, stop)
                 mic_failures = 0
             except MicrophoneError as err:
                 # Say sorry once, then keep reopening the device with a growing pause.
@@ -201,7 +253,27 @@ class Session:
             if heard and not is_stop_word(heard.text, self.storyteller.language):
                 heard = self._answer_while_listening(heard, listener, mic, stop, barge_in)
             else:
+                if heard and self.activities and self.activities.waiting:
+                    self._activity_turn(self.activities.stop(), threading.Event())  # "stop" ends the questions
                 heard = None
+
+    def _listen(self, listener: "Listener", mic: "Microphone", stop: threading.Event) -> Optional[Transcript]:
+        """The next utterance; while a question waits, silence for answer_timeout_s is an (empty) answer."""
+        if not (self.activities and self.activities.waiting):
+            return listener.listen(mic.read(stop), stop)
+        from audio.stt import Transcript
+
+        quiet, spoke = threading.Event(), threading.Event()
+        timer = threading.Timer(self.answer_timeout_s, lambda: spoke.is_set() or quiet.set())
+        timer.daemon = True
+        timer.start()
+        try:
+            heard = listener.listen(mic.read(quiet), quiet, on_start=spoke.set)
+        finally:
+            timer.cancel()
+        if heard is None and quiet.is_set() and not stop.is_set():
+            return Transcript("", self.storyteller.language, 0.0, 0.0)
+        return heard
 
     def _reopen(self, mic: "Microphone", stop: threading.Event, delay: float) -> None:
         """Wait, then try to open the microphone again; a failure is logged and retried by the loop."""
@@ -265,5 +337,6 @@ class Session:
         for line in lines:
             if stop.is_set():
                 break
-            if line.strip():
+            # An empty line is silence: nothing, unless a question waits for an answer.
+            if line.strip() or (self.activities and self.activities.waiting):
                 self.run_turn(line.strip(), stop)

@@ -125,6 +125,16 @@ class EventSettings(_Section):
     websocket_port: int = Field(8765, ge=0, le=65535)
 
 
+class ActivitySettings(_Section):
+    """Story time that teaches: comprehension questions and choice points."""
+
+    questions: Literal["on_request", "after_story", "off"] = "on_request"
+    max_questions: int = Field(3, ge=1, le=5)
+    choices: bool = False
+    answer_timeout_s: float = Field(8.0, ge=2.0, le=60.0)
+    summary_path: Optional[str] = None
+
+
 class SafetySettings(_Section):
     """Child safety beyond the built-in rules (which always run; see README, "Child safety")."""
 
@@ -148,6 +158,7 @@ class Settings(_Section):
     listen: ListenSettings = ListenSettings()
     audio: AudioSettings = AudioSettings()
     events: EventSettings = EventSettings()
+    activities: ActivitySettings = ActivitySettings()
     safety: SafetySettings = SafetySettings()
     privacy: PrivacySettings = PrivacySettings()
 

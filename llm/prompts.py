@@ -53,6 +53,7 @@ class Mode(str, Enum):
     CONTINUE = "continue"
     CHANGE = "change"
     QUESTION = "question"
+    CHOICE = "choice"  # the story goes on along the child's pick at a choice point
 
 
 MODE_INSTRUCTIONS = {
@@ -60,6 +61,7 @@ MODE_INSTRUCTIONS = {
     Mode.CONTINUE: "Continue the story you are telling from where it stopped. The child said: {text}",
     Mode.CHANGE: "Tell the story again, changed as the child asks: {text}",
     Mode.QUESTION: "Answer the child's question simply and briefly, in two or three sentences: {text}",
+    Mode.CHOICE: "The child chose: {text}. Continue the story along that choice and bring it to a happy ending.",
 }
 
 # Cue words per mode, in the three languages; matched on word boundaries, lower case.
@@ -103,6 +105,6 @@ def system_prompt(age_group: str, language: str) -> str:
     return f"{PERSONA} {AGE_STYLE[age_group]} Always answer in {lang}, whatever language the child uses."
 
 
-def user_prompt(text: str, mode: Mode) -> str:
-    """The child's words wrapped in the instruction for the detected mode."""
-    return MODE_INSTRUCTIONS[mode].format(text=text.strip())
+def user_prompt(text: str, mode: Mode, instruction: str = "") -> str:
+    """The child's words wrapped in the instruction for the mode (plus any activity instruction)."""
+    return MODE_INSTRUCTIONS[mode].format(text=text.strip()) + instruction

@@ -88,27 +88,36 @@ class Storyteller:
         """Forget the conversation (a new child at the kiosk)."""
         self.history.clear()
 
-    def messages_for(self, child_text: str, mode: Mode) -> list[dict[str, str]]:
+    def messages_for(self, child_text: str, mode: Mode, instruction: str = "") -> list[dict[str, str]]:
         """System prompt + as much recent history as fits the token budget + the new turn."""
         system = {"role": "system", "content": system_prompt(self.age_group, self.language)}
-        turn = {"role": "user", "content": user_prompt(child_text, mode)}
+        turn = {"role": "user", "content": user_prompt(child_text, mode, instruction)}
         history = list(self.history)
         # Drop the oldest exchange (user + assistant) until the prompt fits; the new turn always stays.
         while history and self.backend.count_tokens([system, *history, turn]) > self.memory_tokens:
             history = history[2:] if len(history) >= 2 else []
         return [system, *history, turn]
 
-    def stream(self, child_text: str, cancel: Optional[threading.Event] = None) -> Iterator[StoryItem]:
+    def mode_of(self, child_text: str) -> Mode:
+        """The story mode the child's words ask for."""
+        return detect_mode(child_text, self.has_story)
+
+    def stream(self, child_text: str, cancel: Optional[threading.Event] = None, mode: Optional[Mode] = None,
+               instruction: str = "") -> Iterator[StoryItem]:
         """Yield TurnPlan, FirstToken, then each safe Sentence as soon as it is complete, then ReplyDone.
 
         With a guard, the child's words are checked first (personal information is taken out; an
         unsafe request becomes a redirect to a safe story), and every sentence is checked before
         it is yielded: a blocked one is never yielded, and the story is steered back or closed.
+        `mode` overrides the mode read from the words; `instruction` is added to the request.
         """
         cancel = cancel or threading.Event()
         request, opening, blocked, tell = self._screen(child_text)
-        mode = detect_mode(request, self.has_story) if blocked is None else Mode.NEW_STORY
-        messages = self.messages_for(request, mode)
+        if blocked is None or blocked.category == "personal_info":
+            mode = mode or detect_mode(request, self.has_story)
+        else:
+            mode, instruction = Mode.NEW_STORY, ""
+        messages = self.messages_for(request, mode, instruction)
         yield TurnPlan(mode, self.backend.count_tokens(messages), redirected=blocked is not None)
         if blocked:
             yield blocked

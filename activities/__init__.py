@@ -1,0 +1,1 @@
+"""Story activities: comprehension questions after a story, and choice points inside one."""

@@ -1,0 +1,196 @@
+"""The activities as small state machines fed the child's turns: a quiz after a story, a choice inside one."""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Optional
+
+from activities import lines
+from activities.choices import ASK_TO_CHOOSE, INSTRUCTION, match_choice, parse_choice
+from activities.questions import QA, Judgement, judge, make_questions
+from activities.summary import Summary
+from events import AnswerJudged, ChoiceMade, Event, QuestionAsked
+from llm.prompts import Mode
+from safety.rules import normalize
+
+if TYPE_CHECKING:
+    from llm.backends import Backend
+    from safety.guard import SafetyGuard
+
+ASK_FOR_QUESTIONS = {
+    "en": r"ask me (a |some )?questions?|quiz me|can you ask me",
+    "fr": r"pose[- ]moi (une |des )?questions?|interroge[- ]moi",
+    "de": r"stell mir (eine |ein paar )?fragen?|frag mich",
+}
+
+
+@dataclass
+class Step:
+    """What the session does next: lines to say, events to announce, and maybe a story turn to run."""
+
+    say: list[str] = field(default_factory=list)
+    events: list[Event] = field(default_factory=list)
+    story: Optional[str] = None  # the story goes on along this choice (a Mode.CHOICE turn)
+
+
+class Quiz:
+    """Up to N questions, one at a time: praise, or a hint and one more try, or the answer told kindly."""
+
+    def __init__(self, questions: list[QA], language: str, backend: Optional["Backend"], rng: random.Random):
+        self.questions, self.language, self.backend, self.rng = questions, language, backend, rng
+        self.index, self.tries = 0, 0
+        self.results: list[dict] = []
+
+    @property
+    def current(self) -> QA:
+        return self.questions[self.index]
+
+    def start(self) -> Step:
+        """The intro and the first question."""
+        return Step([lines.INTRO[self.language], self.current.question], [self._asked()])
+
+    def answer(self, text: str) -> tuple[Step, bool]:
+        """Take the child's answer; returns the next step and whether the quiz is over."""
+        verdict: Judgement = judge(self.backend, self.current, text, self.language)
+        hint = not verdict.correct and self.tries == 0
+        event = AnswerJudged(number=self.index + 1, correct=verdict.correct, hint=hint,
+                             dont_know=verdict.dont_know, method=verdict.method)
+        if hint:
+            self.tries = 1
+            template = lines.DONT_KNOW_HINT if verdict.dont_know else lines.HINT
+            return Step([template[self.language].format(hint=self.current.hint)], [event]), False
+        say = [self.rng.choice(lines.PRAISE[self.language])] if verdict.correct else [
+            lines.TELL[self.language].format(answer=self.current.answer.rstrip("."))]
+        self.results.append({"question": self.current.question, "expected": self.current.answer,
+                             "correct": verdict.correct, "hint_used": self.tries > 0})
+        self.index, self.tries = self.index + 1, 0
+        if self.index >= len(self.questions):
+            return Step(say + [lines.DONE[self.language]], [event]), True
+        return Step(say + [self.current.question], [event, self._asked()]), False
+
+    def _asked(self) -> QuestionAsked:
+        return QuestionAsked(number=self.index + 1, text=self.current.question)
+
+
+class ChoicePoint:
+    """The story paused at a choice: the child's pick, one friendly re-ask, then the story picks."""
+
+    def __init__(self, options: tuple[str, str], language: str, rng: random.Random):
+        self.options, self.language, self.rng = options, language, rng
+        self.asked_again = False
+
+    def answer(self, text: str) -> tuple[Step, bool]:
+        """Take the child's pick; returns the next step and whether the choice is settled."""
+        picked = match_choice(text, self.options, self.language)
+        if picked is None and not self.asked_again:
+            self.asked_again = True
+            a, b = self.options
+            return Step([lines.REASK_CHOICE[self.language].format(a=a, b=b)]), False
+        by = "child" if picked is not None else "story"
+        if picked is None:
+            picked = self.rng.randrange(2)
+        chosen = self.options[picked]
+        line = (lines.CHILD_PICKED if by == "child" else lines.STORY_PICKS)[self.language].format(choice=chosen)
+        event = ChoiceMade(options=list(self.options), chosen=chosen, by=by)
+        return Step([line], [event], story=chosen), True
+
+
+class Activities:
+    """Routes the child's turns to a running quiz or choice, and starts them after a story."""
+
+    def __init__(self, backend: Optional["Backend"], guard: Optional["SafetyGuard"], age_group: str, language: str,
+                 questions: str = "on_request", max_questions: int = 3, choices: bool = False,
+                 summary: Optional[Summary] = None, rng: Optional[random.Random] = None):
+        self.backend, self.guard = backend, guard
+        self.age_group, self.language = age_group, language
+        self.questions_mode, self.max_questions, self.choices = questions, max_questions, choices
+        self.summary = summary
+        self.rng = rng or random.Random()
+        self.quiz: Optional[Quiz] = None
+        self.choice: Optional[ChoicePoint] = None
+        self.choice_next = choices  # the next story should stop at a choice
+        self.last_story = ""
+
+    @property
+    def waiting(self) -> bool:
+        """A question or a choice waits for the child's answer (silence counts as one)."""
+        return self.quiz is not None or self.choice is not None
+
+    def instruction_for(self, text: str, mode: Mode) -> str:
+        """Extra instruction for this story turn: stop at a choice when asked for or configured."""
+        if mode not in (Mode.NEW_STORY, Mode.CONTINUE, Mode.CHANGE):
+            return ""
+        asks = re.search(ASK_TO_CHOOSE[self.language], normalize(text)) is not None
+        if asks or self.choice_next:
+            self.choice_next = self.choices  # with activities.choices, every new story gets one choice
+            return INSTRUCTION
+        return ""
+
+    def handle(self, text: str) -> Optional[Step]:
+        """The child's turn when it belongs to an activity (an answer, or "ask me a question"); else None."""
+        if self.guard is not None and text.strip():
+            verdict = self.guard.check_input(text)
+            if not verdict.ok and verdict.category != "personal_info":
+                self.quiz = self.choice = None  # the storyteller answers it with its redirect
+                return None
+        if self.choice is not None:
+            step, done = self.choice.answer(text)
+            if done:
+                self.choice = None
+                if self.summary:
+                    self.summary.choice(step.events[-1])
+            return step
+        if self.quiz is not None:
+            step, done = self.quiz.answer(text)
+            if done:
+                self._finish_quiz()
+            return step
+        if re.search(ASK_FOR_QUESTIONS[self.language], normalize(text)):
+            if not self.last_story:
+                return Step([lines.NO_STORY[self.language]])
+            return self.start_quiz() or Step([lines.NO_QUESTION[self.language]])
+        return None
+
+    def reset(self) -> None:
+        """Drop whatever activity is running (after a failure), without a word."""
+        self.quiz = self.choice = None
+
+    def stop(self) -> Optional[Step]:
+        """The stop word: end whatever activity is running."""
+        if not self.waiting:
+            return None
+        if self.quiz is not None:
+            self._finish_quiz()
+        self.choice = None
+        return Step([lines.STOPPED[self.language]])
+
+    def after_story(self, story: str, last_sentence: str, ended_at_choice: bool) -> Optional[Step]:
+        """A story turn finished: wait for a choice it ended on, or start questions when configured."""
+        self.last_story = (self.last_story + " " + story).strip() if self.choice is None and ended_at_choice else story
+        if self.summary:
+            self.summary.story()
+        if ended_at_choice:
+            options = parse_choice(last_sentence, self.language)
+            if options:
+                self.choice = ChoicePoint(options, self.language, self.rng)
+                return None  # the question was the story's last sentence; the child answers next
+        if self.questions_mode == "after_story":
+            return self.start_quiz()
+        return None
+
+    def start_quiz(self) -> Optional[Step]:
+        """Questions about the last story (only those that pass the safety check)."""
+        found = make_questions(self.backend, self.last_story, self.age_group, self.language, self.max_questions)
+        if self.guard is not None:
+            found = [q for q in found if all(self.guard.check_output(t).ok for t in (q.question, q.answer, q.hint))]
+        if not found:
+            return None
+        self.quiz = Quiz(found, self.language, self.backend, self.rng)
+        return self.quiz.start()
+
+    def _finish_quiz(self) -> None:
+        if self.summary and self.quiz is not None:
+            self.summary.quiz(self.quiz.results)
+        self.quiz = None

@@ -1,0 +1,181 @@
+"""Comprehension questions: written by the model about the story just told, judged leniently."""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections import Counter
+from dataclasses import dataclass
+from typing import Optional
+
+from activities import lines
+from llm.backends import Backend
+from llm.prompts import LANGUAGE_NAMES
+from safety.rules import normalize
+
+# What to ask each age group, after the classroom project the Phi-Ed adapter was made for.
+QUESTION_STYLE = {
+    "Toddlers": "very simple who or what questions, colours, animals and feelings",
+    "Preschoolers": "simple who, what and why questions, and what happened first or last",
+    "Early Elementary": "simple why and how questions, and the order of events",
+    "Late Elementary": "questions about reasons, outcomes and what might happen next",
+    "Preteens": "questions about the characters' choices, right and wrong, and how others felt",
+}
+
+DONT_KNOW = {
+    "en": r"i don'?t know|i dunno|dunno|no idea|not sure|i forgot|pass|i can'?t remember",
+    "fr": r"je (ne )?sais pas|j'sais pas|sais pas|aucune idee|j'ai oublie|je me souviens pas",
+    "de": r"(ich )?weiss (es )?nicht|keine ahnung|vergessen|weiss ich nicht",
+}
+_STOP = {
+    "en": set("a an the it is was were he she they his her their of to in on at and or but because so with for did do does that this".split()),
+    "fr": set("un une le la les l de du des et ou mais il elle ils elles est etait a au aux en dans sur pour parce que qui avec".split()),
+    "de": set("ein eine einen der die das den dem des und oder aber er sie es ist war hat zu in im auf an mit weil dass fur".split()),
+}
+
+
+@dataclass(frozen=True)
+class QA:
+    """A question, the answer expected (kept from the child) and a gentle hint."""
+
+    question: str
+    answer: str
+    hint: str
+
+
+@dataclass(frozen=True)
+class Judgement:
+    """How an answer was taken: right, "I don't know" (or silence), and which judge decided."""
+
+    correct: bool
+    dont_know: bool
+    method: str  # "match" (words), "model" (meaning), "none" (silence or "I don't know")
+
+
+def question_prompt(story: str, age_group: str, language: str, n: int) -> list[dict[str, str]]:
+    """Messages asking the model for n questions in a form that can be parsed line by line."""
+    return [
+        {"role": "system", "content": "You write short comprehension questions about children's stories."},
+        {"role": "user", "content": (
+            f"Story:\n{story}\n\nWrite {n} short questions about this story in {LANGUAGE_NAMES[language]} "
+            f"for a child ({age_group}): {QUESTION_STYLE[age_group]}. Each answer must be a few words found "
+            "in the story. One question per line, exactly in this form:\n"
+            "Q: <question> | A: <answer> | H: <a gentle hint that does not give the answer away>"
+        )},
+    ]
+
+
+_QA_LINE = re.compile(r"Q\s*[:.]\s*(.+?)\s*\|\s*A\s*[:.]\s*(.+?)\s*\|\s*H\s*[:.]\s*(.+)", re.IGNORECASE)
+
+
+def parse_questions(text: str, n: int) -> list[QA]:
+    """The Q | A | H lines of the model's reply (anything else is ignored)."""
+    found = []
+    for line in text.splitlines():
+        m = _QA_LINE.search(line)
+        if m and all(part.strip() for part in m.groups()):
+            found.append(QA(*(part.strip() for part in m.groups())))
+    return found[:n]
+
+
+# Nouns an article often comes with that are not who a story is about ("once upon a time").
+_NOT_CHARACTERS = {"time", "day", "morning", "night", "while", "lot", "way", "fois", "jour", "matin", "soir", "nuit", "peu",
+                   "mal", "tag", "morgen", "abend", "nacht", "weile"}
+_ARTICLES = {"en": r"the|a|an", "fr": r"le|la|les|un|une|l'", "de": r"der|die|das|den|dem|ein|eine|einen"}
+
+
+def fallback_questions(story: str, language: str) -> list[QA]:
+    """A question that needs no model: who the story was about (its most named character)."""
+    names: Counter = Counter()
+    for sentence in re.split(r"(?<=[.!?])\s+", story):
+        words = re.findall(r"[\w'-]+", sentence)
+        # Capitalised words not at the start of a sentence are names ("Benny", "Lila").
+        names.update(w for w in words[1:] if w[:1].isupper() and len(w) > 2 and w.lower() not in _STOP[language])
+    if names and language != "de":  # German capitalises every noun: use the article rule below
+        who = names.most_common(1)[0][0]
+    else:
+        # Else the thing most often named with an article: "the robot", "le renard", "der Igel".
+        things = Counter(m.group(0) for m in re.finditer(rf"\b(?:{_ARTICLES[language]})\s*[\w-]{{3,}}", story, re.IGNORECASE)
+                         if m.group(0).split()[-1].split("'")[-1].lower() not in _NOT_CHARACTERS)
+        if not things:
+            return []
+        who = things.most_common(1)[0][0].lower() if language != "de" else things.most_common(1)[0][0]
+    noun = who.split()[-1]
+    question, hint = lines.WHO[language]
+    return [QA(question, who, hint.format(letter=noun[0].upper()))]
+
+
+def generate(backend: Backend, messages: list[dict[str, str]], cancel: Optional[threading.Event] = None) -> str:
+    """The model's whole reply as one string (for short, structured answers, not for speech)."""
+    return "".join(backend.stream(messages, cancel or threading.Event()))
+
+
+def make_questions(backend: Backend, story: str, age_group: str, language: str, n: int) -> list[QA]:
+    """Up to n questions about the story from the model, or the fallback when it gives none usable."""
+    try:
+        found = parse_questions(generate(backend, question_prompt(story, age_group, language, n)), n)
+    except Exception:  # noqa: BLE001 - a failing model still leaves the fallback question
+        found = []
+    return found or fallback_questions(story, language)
+
+
+def is_dont_know(answer: str, language: str) -> bool:
+    """Silence or "I don't know" (in the child's language)."""
+    text = normalize(answer).strip(" .!?")
+    return not text or re.search(rf"\b({DONT_KNOW[language]})\b", text) is not None
+
+
+def _content(text: str, language: str) -> list[str]:
+    return [w for w in re.findall(r"[a-z0-9]+", normalize(text)) if w not in _STOP[language]]
+
+
+def _near(a: str, b: str) -> bool:
+    """Same word give or take an ending or a letter heard wrong ("rabbits"/"rabbit", "bunnie"/"bunny")."""
+    if a == b or (len(a) >= 4 and len(b) >= 4 and (a.startswith(b[:4]) and b.startswith(a[:4]))):
+        return True
+    if min(len(a), len(b)) < 3 or max(len(a), len(b)) < 4 or abs(len(a) - len(b)) > 1:
+        return False
+    # one edit apart
+    if len(a) == len(b):
+        return sum(x != y for x, y in zip(a, b, strict=True)) <= 1
+    short, long_ = sorted((a, b), key=len)
+    return any(long_[:i] + long_[i + 1:] == short for i in range(len(long_)))
+
+
+def words_match(expected: str, answer: str, language: str) -> bool:
+    """The child's answer holds most of the expected answer's words, allowing for transcription slips."""
+    want, said = _content(expected, language), _content(answer, language)
+    if not want or not said:
+        return False
+    hits = sum(1 for w in want if any(_near(w, s) for s in said))
+    return hits >= max(1, (len(want) + 1) // 2)
+
+
+def judge_prompt(qa: QA, answer: str, language: str) -> list[dict[str, str]]:
+    """Messages asking the model whether the child's answer means the expected one."""
+    return [
+        {"role": "system", "content": "You check children's answers to story questions kindly and leniently."},
+        {"role": "user", "content": (
+            f"Question: {qa.question}\nExpected answer: {qa.answer}\nThe child said (speech recognition, may "
+            f"have small errors, in {LANGUAGE_NAMES[language]}): {answer}\n"
+            "Does the child's answer mean the same as the expected answer? Accept synonyms, near misses and "
+            "partly right answers. Reply with one word: yes or no."
+        )},
+    ]
+
+
+def judge(backend: Optional[Backend], qa: QA, answer: str, language: str) -> Judgement:
+    """Right or not: "I don't know" first, then the words, then (when in doubt) the model on meaning."""
+    if is_dont_know(answer, language):
+        return Judgement(False, True, "none")
+    if words_match(qa.answer, answer, language):
+        return Judgement(True, False, "match")
+    if backend is not None:
+        try:
+            reply = normalize(generate(backend, judge_prompt(qa, answer, language)))
+        except Exception:  # noqa: BLE001 - no model verdict: the word match alone decided
+            reply = ""
+        m = re.search(r"\b(yes|no|oui|non|ja|nein)\b", reply)
+        if m:
+            return Judgement(m.group(1) in ("yes", "oui", "ja"), False, "model")
+    return Judgement(False, False, "match")

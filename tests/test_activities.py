@@ -1,0 +1,198 @@
+"""Story activities: the question/answer/hint flow and the choice flow as state machines, in a session, end to end."""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+
+from activities import lines
+from activities.choices import match_choice, parse_choice
+from activities.flow import Activities
+from activities.questions import QA, fallback_questions, is_dont_know, judge, parse_questions, words_match
+from activities.summary import Summary
+from events import EventBus
+from llm.storyteller import Storyteller
+from pipeline import Session
+from safety import lines as safety_lines
+from safety.guard import SafetyGuard
+from tests.fakes import ScriptedBackend
+from tests.helpers import run_main
+
+QUESTIONS = [
+    "Q: Who found the blue feather? | A: Little Fox | H: She has a bushy tail.\n",
+    "Q: What colour was the feather? | A: blue | H: It is the colour of the sky.\n",
+    "Q: Who said thank you? | A: the jay | H: It is a bird.",
+]
+STORY = ["Little Fox found a blue feather. ", "She gave it to the jay. ", "The jay said thank you."]
+
+
+def make_session(replies, language="en", questions="after_story", choices=False, summary=None):
+    bus = EventBus()
+    records: list[dict] = []
+    bus.subscribe(records.append)
+    backend = ScriptedBackend(replies)
+    guard = SafetyGuard("Early Elementary", language)
+    teller = Storyteller(backend, "Early Elementary", language, 1500, 30, guard=guard, rng=random.Random(0))
+    acts = Activities(backend, guard, "Early Elementary", language, questions=questions, choices=choices,
+                      summary=summary, rng=random.Random(0))
+    shown: list[str] = []
+    return Session(teller, bus, show=shown.append, activities=acts), backend, records, shown
+
+
+def test_parse_questions_and_fallback():
+    assert parse_questions("".join(QUESTIONS) + "\nSome chatter.", 2) == [
+        QA("Who found the blue feather?", "Little Fox", "She has a bushy tail."),
+        QA("What colour was the feather?", "blue", "It is the colour of the sky."),
+    ]
+    assert fallback_questions("Once upon a time Benny the bear lived in a cave. Benny loved honey.", "en")[0].answer == "Benny"
+    assert fallback_questions("Il était une fois un renard. Le renard avait faim.", "fr")[0].answer == "un renard"
+    assert fallback_questions("Es war einmal ein Igel. Der Igel hatte Hunger. Der Igel schlief.", "de")[0].answer == "Der Igel"
+
+
+@pytest.mark.parametrize(("expected", "said", "ok"), [
+    ("Little Fox", "the little fox", True),
+    ("Little Fox", "a fox", True),  # half the words are enough
+    ("the robot", "the robut", True),  # a letter heard wrong
+    ("rabbits", "a rabbit", True),
+    ("blue", "red", False),
+    ("Little Fox", "the jay", False),
+])
+def test_lenient_word_match(expected, said, ok):
+    assert words_match(expected, said, "en") is ok
+
+
+@pytest.mark.parametrize(("said", "language"), [("I don't know", "en"), ("dunno", "en"), ("", "en"), ("je sais pas", "fr"), ("Ich weiß es nicht", "de")])
+def test_dont_know_and_silence(said, language):
+    assert is_dont_know(said, language)
+
+
+def test_the_model_judges_meaning_when_words_differ():
+    qa = QA("How did the fox feel?", "happy", "Think of a smile.")
+    assert judge(ScriptedBackend([["Yes."]]), qa, "she was really glad", "en").correct
+    assert not judge(ScriptedBackend([["No, it is not."]]), qa, "she was sad", "en").correct
+    assert judge(ScriptedBackend([["mumble"]]), qa, "glad", "en").method == "match"  # no verdict: words decide
+
+
+def test_questions_after_a_story_with_hint_retry_and_kind_answer(tmp_path):
+    summary = Summary(str(tmp_path / "summary.json"), "Early Elementary", "en", SafetyGuard("Early Elementary", "en").redact)
+    session, backend, records, shown = make_session([STORY, QUESTIONS, ["No."], ["No."]], summary=summary)
+    session.run_turn("Tell me a story about a fox")
+    assert shown[-2:] == [lines.INTRO["en"], "Who found the blue feather?"]
+    session.run_turn("the little fox")  # right
+    assert shown[-2] in lines.PRAISE["en"] and shown[-1] == "What colour was the feather?"
+    session.run_turn("green")  # wrong: a hint (the model judge says no)
+    assert shown[-1] == lines.HINT["en"].format(hint="It is the colour of the sky.")
+    session.run_turn("blu")  # right on the second try, as Whisper might spell it
+    assert shown[-2] in lines.PRAISE["en"]
+    session.run_turn("")  # silence: warmly, a clue
+    assert shown[-1] == lines.DONT_KNOW_HINT["en"].format(hint="It is a bird.")
+    session.run_turn("i don't know")  # twice: the answer, kindly, and the round ends
+    assert shown[-2:] == [lines.TELL["en"].format(answer="the jay"), lines.DONE["en"]]
+    judged = [(r["number"], r["correct"], r["hint"], r["dont_know"]) for r in records if r["event"] == "answer_judged"]
+    assert judged == [(1, True, False, False), (2, False, True, False), (2, True, False, False), (3, False, True, True), (3, False, False, True)]
+    assert [r["text"] for r in records if r["event"] == "question"] == ["Who found the blue feather?", "What colour was the feather?", "Who said thank you?"]
+    assert not any("Little Fox" in json.dumps(r) for r in records if r["event"] == "question")  # answers stay hidden
+    data = json.loads((tmp_path / "summary.json").read_text())
+    assert (data["stories"], data["questions_asked"], data["answered_right"]) == (1, 3, 2)
+    assert "green" not in json.dumps(data)  # the child's words are not kept
+
+
+def test_stop_word_and_a_new_story_request_end_the_questions():
+    session, backend, records, shown = make_session([STORY, QUESTIONS, ["A new story."]])
+    session.run_turn("Tell me a story about a fox")
+    session.run_turn("stop")
+    assert shown[-1] == lines.STOPPED["en"] and not session.activities.waiting
+    session.run_turn("tell me a story about a whale")
+    assert "A new story." in shown
+
+
+def test_off_topic_answer_gets_a_hint_not_a_new_story():
+    session, backend, records, shown = make_session([STORY, QUESTIONS, ["No."]])
+    session.run_turn("Tell me a story about a fox")
+    session.run_turn("I like pizza")
+    assert shown[-1] == lines.HINT["en"].format(hint="She has a bushy tail.")
+
+
+def test_an_unsafe_answer_ends_the_quiz_and_gets_the_safety_redirect():
+    session, backend, records, shown = make_session([STORY, QUESTIONS, ["A penguin story."]])
+    session.run_turn("Tell me a story about a fox")
+    session.run_turn("i want to kill myself")
+    assert shown[-1] == safety_lines.SELF_HARM["en"]
+    assert not session.activities.waiting
+    assert [r["category"] for r in records if r["event"] == "blocked"] == ["self_harm"]
+
+
+def test_an_unsafe_question_from_the_model_is_never_asked():
+    bad = ["Q: Who stabbed the jay? | A: the fox | H: It has a tail.\n", QUESTIONS[1]]
+    session, backend, records, shown = make_session([STORY, bad])
+    session.run_turn("Tell me a story about a fox")
+    assert "Who stabbed the jay?" not in shown and shown[-1] == "What colour was the feather?"
+
+
+def test_ask_me_a_question_on_request_in_french():
+    fr_story = ["Le petit renard trouva une plume bleue. ", "Il la donna au geai."]
+    fr_q = ["Q: Qu'a trouvé le renard ? | A: une plume | H: Elle vient d'un oiseau."]
+    session, backend, records, shown = make_session([fr_story, fr_q], language="fr", questions="on_request")
+    session.run_turn("Raconte-moi une histoire de renard")
+    assert not session.activities.waiting  # on_request: no questions by themselves
+    session.run_turn("pose-moi une question")
+    assert shown[-2:] == [lines.INTRO["fr"], "Qu'a trouvé le renard ?"]
+    session.run_turn("une plum")
+    assert shown[-2] in lines.PRAISE["fr"]
+
+
+@pytest.mark.parametrize(("sentence", "language", "options"), [
+    ("Should Benny go into the cave, or follow the river?", "en", ("go into the cave", "follow the river")),
+    ("Est-ce que Léo doit entrer dans la grotte ou suivre la rivière ?", "fr", ("entrer dans la grotte", "suivre la rivière")),
+    ("Soll Benny in die Höhle gehen oder dem Fluss folgen?", "de", ("in die Höhle gehen", "dem Fluss folgen")),
+    ("Benny went home.", "en", None),
+])
+def test_parse_choice(sentence, language, options):
+    assert parse_choice(sentence, language) == options
+
+
+@pytest.mark.parametrize(("said", "picked"), [("the cave!", 0), ("follow the rivers", 1), ("the second one", 1), ("um, I don't know", None)])
+def test_match_choice(said, picked):
+    assert match_choice(said, ("go into the cave", "follow the river"), "en") is picked
+
+
+def test_choice_point_flow_with_a_reask_and_the_story_going_on():
+    story = ["Benny the bear walked in the woods. ", "Should Benny go into the cave, or follow the river?"]
+    session, backend, records, shown = make_session([story, ["Benny followed the river to a waterfall. ", "The end."]],
+                                                    questions="off")
+    session.run_turn("Let me choose! A story about a bear")
+    assert "exactly two options" in backend.prompts[0][-1]["content"]  # the model was asked for a choice
+    assert session.activities.waiting
+    session.run_turn("hmm maybe")  # unclear: one friendly re-ask
+    assert shown[-1] == lines.REASK_CHOICE["en"].format(a="go into the cave", b="follow the river")
+    session.run_turn("the river")
+    assert lines.CHILD_PICKED["en"].format(choice="follow the river") in shown
+    assert backend.prompts[1][-1]["content"].startswith("The child chose: follow the river.")
+    assert shown[-1] == "The end."
+    assert [(r["chosen"], r["by"]) for r in records if r["event"] == "choice"] == [("follow the river", "child")]
+
+
+def test_unclear_twice_the_story_picks():
+    story = ["Should Benny go into the cave, or follow the river?"]
+    session, backend, records, shown = make_session([story, ["And so it went."]], questions="off", choices=True)
+    session.run_turn("A story about a bear")
+    session.run_turn("hmm")
+    session.run_turn("I don't know")
+    choice = next(r for r in records if r["event"] == "choice")
+    assert choice["by"] == "story" and choice["chosen"] in ("go into the cave", "follow the river")
+
+
+def test_text_mode_story_questions_answers_and_summary_end_to_end(tiny, tmp_path):
+    """The tiny models in --text mode: a story, a question, a transcription-style answer, the summary file."""
+    config = tmp_path / "config.yaml"
+    config.write_text((tiny / "config.yaml").read_text().replace("adapter: adapter", f"adapter: {tiny / 'adapter'}")
+                      + f"activities:\n  questions: after_story\n  summary_path: {tmp_path / 'summary.md'}\n", encoding="utf-8")
+    out = run_main("--config", str(config), "--text", "--mute", stdin="Tell me a story about a robot\nthe robut\n")
+    assert out.returncode == 0, out.stderr
+    said = out.stdout.splitlines()
+    assert lines.INTRO["en"] in said and "Who was the story about?" in said
+    assert any(line in lines.PRAISE["en"] for line in said), said
+    summary = (tmp_path / "summary.md").read_text()
+    assert "1 questions asked, 1 answered right" in summary and "robut" not in summary
