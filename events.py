@@ -148,6 +148,18 @@ class SpeakStopped(Event):
 
 
 @dataclass(frozen=True)
+class WordSpoken(Event):
+    """A word of the sentence being spoken is heard now (sent as its first sample is played)."""
+
+    name: ClassVar[str] = "word"
+    sentence: str
+    index: int  # position among the sentence's words (text.split())
+    word: str
+    start: float  # seconds from the sentence's first sample, on the playback sample clock
+    end: float
+
+
+@dataclass(frozen=True)
 class QuestionAsked(Event):
     """A comprehension question about the story was asked (its expected answer is not sent)."""
 
@@ -251,31 +263,59 @@ class WebSocketSink:
     """Serve the event stream as JSON text messages to any number of local WebSocket clients.
 
     Each client gets its own bounded queue, so a slow or stuck client never holds up the app
-    (its oldest events are dropped instead).
+    (its oldest events are dropped instead). Optionally the same port serves static pages over
+    plain HTTP (`pages`: path -> (content type, bytes)), greets each new client with `hello()`
+    (a catch-up message), and turns records into messages with `transform` (None: not sent).
     """
 
     QUEUE_SIZE = 1000
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 8765):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8765,
+        pages: Optional[dict[str, tuple[str, bytes]]] = None,
+        hello: Optional[Callable[[], Optional[str]]] = None,
+        transform: Optional[Callable[[dict[str, Any]], Optional[str]]] = None,
+        setting: str = "events.websocket_port",
+    ):
         from websockets.sync.server import serve
 
         self._clients: set = set()
         self._lock = threading.Lock()
+        self.pages, self.hello = pages or {}, hello
+        self.transform = transform or (lambda record: json.dumps(record, ensure_ascii=False))
         try:
-            self.server = serve(self._handle, host, port)
+            self.server = serve(self._handle, host, port, process_request=self._http if self.pages else None)
         except OSError as err:
             from errors import ConfigError
 
-            raise ConfigError(f"cannot serve events on {host}:{port} ({err.strerror}); set events.websocket_port") from err
+            raise ConfigError(f"cannot serve on {host}:{port} ({err.strerror}); set {setting}") from err
         self.port = self.server.socket.getsockname()[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, name="events-websocket", daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, name="websocket-server", daemon=True)
         self._thread.start()
+
+    def _http(self, connection, request):  # plain GETs get the pages; the WebSocket lives at /ws
+        from websockets.datastructures import Headers
+        from websockets.http11 import Response
+
+        path = request.path.split("?")[0]
+        if path == "/ws":
+            return None
+        if path not in self.pages:
+            return connection.respond(404, "not found\n")
+        ctype, body = self.pages[path]
+        headers = Headers([("Content-Type", ctype), ("Content-Length", str(len(body))), ("Cache-Control", "no-cache")])
+        return Response(200, "OK", headers, body)
 
     def _handle(self, connection) -> None:  # one thread per client, run by websockets
         q: queue.Queue = queue.Queue(maxsize=self.QUEUE_SIZE)
         with self._lock:
             self._clients.add(q)
+            greeting = self.hello() if self.hello else None
         try:
+            if greeting:
+                connection.send(greeting)
             while (message := q.get()) is not None:
                 connection.send(message)
         except Exception:  # noqa: BLE001 - the client went away
@@ -285,9 +325,13 @@ class WebSocketSink:
                 self._clients.discard(q)
 
     def __call__(self, record: dict[str, Any]) -> None:
-        message = json.dumps(record, ensure_ascii=False)
         with self._lock:
+            # Under the lock, so a client that connects now gets either the greeting with this
+            # record in it, or this record, never neither.
+            message = self.transform(record)
             clients = list(self._clients)
+        if message is None:
+            return
         for q in clients:
             try:
                 q.put_nowait(message)

@@ -38,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output-wav", metavar="FILE", help="write everything spoken in the session to one wav")
     p.add_argument("--list-voices", action="store_true", help="list the speech engine's voices and exit")
     p.add_argument("--list-devices", action="store_true", help="list audio devices and exit")
+    p.add_argument("--screen", action="store_true", help="serve the read-along screen (screen.host:screen.port)")
     p.add_argument("--check-safety", metavar="FILE", help="audit: check each line of FILE ('-': stdin) as a sentence "
                    "about to be spoken; print ok/blocked, category, text (tab-separated) and exit")
     p.add_argument("--check-safety-input", action="store_true", help="with --check-safety: check the lines as what a child said")
@@ -52,6 +53,7 @@ def build_settings(args: argparse.Namespace) -> Settings:
         story={"age_group": args.age_group, "language": args.language},
         events={"path": args.events},
         speech={"output_wav": args.output_wav},
+        screen={"enabled": True if args.screen else None},
     )
 
 
@@ -169,6 +171,11 @@ def run(args: argparse.Namespace) -> int:
 
         sinks.append(WebSocketSink(settings.events.websocket_host, settings.events.websocket_port))
         log.info("events: ws://%s:%d", settings.events.websocket_host, sinks[-1].port)
+    if settings.screen.enabled:
+        from screen.server import start_screen
+
+        sinks.append(start_screen(settings.screen.host, settings.screen.port, settings.story.language))
+        log.info("screen: http://%s:%d/", settings.screen.host, sinks[-1].port)
     for sink in sinks:
         bus.subscribe(sink)
     speaker = None

@@ -125,6 +125,14 @@ class EventSettings(_Section):
     websocket_port: int = Field(8765, ge=0, le=65535)
 
 
+class ScreenSettings(_Section):
+    """The read-along screen served by the app (open it full-screen in a kiosk browser)."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"
+    port: int = Field(8770, ge=0, le=65535)
+
+
 class ActivitySettings(_Section):
     """Story time that teaches: comprehension questions and choice points."""
 
@@ -159,6 +167,7 @@ class Settings(_Section):
     audio: AudioSettings = AudioSettings()
     events: EventSettings = EventSettings()
     activities: ActivitySettings = ActivitySettings()
+    screen: ScreenSettings = ScreenSettings()
     safety: SafetySettings = SafetySettings()
     privacy: PrivacySettings = PrivacySettings()
 

@@ -10,7 +10,8 @@ from typing import Any, Callable, Optional
 
 from audio.devices import DeviceOutput, WavRecorder
 from audio.tts import Audio, Synthesizer
-from events import ErrorEvent, EventBus, SpeakEnd, SpeakStart, SpeakStopped
+from audio.wordtiming import estimate
+from events import ErrorEvent, EventBus, SpeakEnd, SpeakStart, SpeakStopped, WordSpoken
 
 log = logging.getLogger(__name__)
 
@@ -126,16 +127,25 @@ class Speaker:
                 self.recorder.silence(min(max(0.0, start - self._heard_until), MAX_WAV_GAP_S))
             start = max(start, self._heard_until or start)
         self._heard_until = start + audio.duration
-        self.bus.emit(SpeakStart(text=text))
+        words = audio.words or estimate(text, audio.samples, audio.sample_rate)
         block = max(1, int(audio.sample_rate * BLOCK_S))
-        played = 0
+        played = next_word = 0
         try:
             while played < len(audio.samples) and epoch == self._epoch:
                 chunk = audio.samples[played : played + block]
                 if self.output:
+                    # Paced by the device: it returns once the block is queued, a few ms before it
+                    # is heard. The first write of a sentence may wait for the stream to start.
                     self.output.write(chunk, audio.sample_rate)
                 if self.recorder:
                     self.recorder.write(chunk, audio.sample_rate)
+                if played == 0:
+                    self.bus.emit(SpeakStart(text=text))
+                # Words whose first sample is in this block are announced now, on the sample clock.
+                while next_word < len(words) and words[next_word].start * audio.sample_rate < played + len(chunk):
+                    w = words[next_word]
+                    self.bus.emit(WordSpoken(sentence=text, index=next_word, word=w.word, start=w.start, end=w.end))
+                    next_word += 1
                 played += len(chunk)
         except Exception as err:  # noqa: BLE001 - a device that vanished mid-story
             log.error("audio output failed: %s", err)

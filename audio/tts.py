@@ -27,6 +27,7 @@ class Audio:
 
     samples: np.ndarray
     sample_rate: int
+    words: Optional[list] = None  # WordTiming per word when the engine says (Piper); else estimated on play
 
     @property
     def duration(self) -> float:
@@ -112,15 +113,20 @@ class Pyttsx3Synthesizer:
         with _PYTTSX3_LOCK:
             for name, value in self.properties.items():
                 self.engine.setProperty(name, value)
-            self.engine.save_to_file(text, path)
-            self.engine.runAndWait()
-            try:
-                samples, rate = sf.read(path, dtype="float32", always_2d=True)
-            except Exception as err:  # noqa: BLE001
-                raise SpeechError(f"pyttsx3 produced no audio for {text[:40]!r}: {err}") from err
-            finally:
-                with contextlib.suppress(OSError):
-                    os.remove(path)
+            # pyttsx3's eSpeak driver now and then returns from runAndWait without having written
+            # the file (seen on a loaded machine); a second run has always produced it.
+            for attempt in range(2):
+                self.engine.save_to_file(text, path)
+                self.engine.runAndWait()
+                try:
+                    samples, rate = sf.read(path, dtype="float32", always_2d=True)
+                    break
+                except Exception as err:  # noqa: BLE001
+                    if attempt:
+                        raise SpeechError(f"pyttsx3 produced no audio for {text[:40]!r}: {err}") from err
+                finally:
+                    with contextlib.suppress(OSError):
+                        os.remove(path)
         return Audio(samples[:, 0].copy(), rate)
 
 
@@ -154,7 +160,14 @@ class PiperSynthesizer:
                 f"no Piper voice for '{language}': download one (README, Speech output) and set speech.voices.{language}"
             )
         self.path = find_piper_voice(voice or "en_US-joe-medium")
-        self.voice = PiperVoice.load(self.path)
+        # Phoneme alignments (word timings for the read-along screen) need the onnx package.
+        try:
+            import onnx  # noqa: F401
+
+            self.alignments = True
+        except ImportError:
+            self.alignments = False
+        self.voice = PiperVoice.load(self.path, include_alignments=self.alignments) if self.alignments else PiperVoice.load(self.path)
         self.config = SynthesisConfig(length_scale=NORMAL_RATE_WPM / rate_wpm, volume=volume)
 
     def voices(self) -> list[Voice]:
@@ -164,11 +177,18 @@ class PiperSynthesizer:
 
     def synthesize(self, text: str) -> Audio:
         """All of Piper's chunks for the text, joined."""
-        chunks = list(self.voice.synthesize(text, syn_config=self.config))
+        from audio.wordtiming import from_phonemes
+
+        if self.alignments:
+            chunks = list(self.voice.synthesize(text, syn_config=self.config, include_alignments=True))
+        else:
+            chunks = list(self.voice.synthesize(text, syn_config=self.config))
         if not chunks:
             return Audio(np.zeros(0, dtype=np.float32), self.voice.config.sample_rate)
         samples = np.concatenate([c.audio_float_array for c in chunks]).astype(np.float32)
-        return Audio(samples, chunks[0].sample_rate)
+        rate = chunks[0].sample_rate
+        aligned = [a for c in chunks for a in (getattr(c, "phoneme_alignments", None) or [])]
+        return Audio(samples, rate, from_phonemes(text, aligned, rate) or None if aligned else None)
 
 
 ENGINES: dict[str, Callable[..., Any]] = {"pyttsx3": Pyttsx3Synthesizer, "piper": PiperSynthesizer}

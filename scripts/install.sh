@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="espeak-ng libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils sox"
+APT_PACKAGES="espeak-ng libportaudio2 pulseaudio pulseaudio-utils libasound2-plugins alsa-utils sox chromium chromium-driver"
 if command -v apt-get >/dev/null; then
   missing=$(for p in $APT_PACKAGES; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
   if [ -n "$missing" ]; then

@@ -39,7 +39,7 @@ def test_shipped_config_lists_every_key_with_its_default():
         ("story:\n  language: es\n", "story.language: Input should be 'en', 'fr' or 'de' (got 'es')"),
         ("llm:\n  max_new_tokens: 0\n", "llm.max_new_tokens: Input should be greater than or equal to 1"),
         ("llm:\n  device: gpu\n", "llm.device: must be auto, cpu, cuda, cuda:N or mps (got 'gpu')"),
-        ("colour: blue\n", "unknown key 'colour'; allowed here: llm, story, speech, listen, audio, events, activities, safety, privacy"),
+        ("colour: blue\n", "unknown key 'colour'; allowed here: llm, story, speech, listen, audio, events, activities, screen, safety, privacy"),
         ("llm: [1, 2\n", "not valid YAML"),
         ("- a\n- b\n", "top level must be a mapping"),
     ],

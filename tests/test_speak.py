@@ -106,7 +106,7 @@ def test_sentences_play_in_order_while_more_are_produced():
         time.sleep(0.25)  # the model's pace: slower than nothing, faster than speech (0.6 s a sentence)
     assert speaker.wait_idle(timeout=20)
     speaker.close()
-    order = [(r["event"], r["text"]) for r in log]
+    order = [(r["event"], r["text"]) for r in log if r["event"] != "word"]
     first_play = order.index(("speak_start", sentences[0]))
     last_made = order.index(("produced", sentences[-1]))
     assert first_play < last_made
@@ -180,7 +180,7 @@ def test_speech_reaches_a_real_audio_device(pulse, espeak, tmp_path):
     # The null sink's monitor drops bits of audio on this kind of VM (paplay's own playback loses
     # words the same way), so this asks for half of the words: enough to show speech arrived.
     assert len(words(SENTENCE) & words(transcribe(data, rate))) >= 6
-    assert [r["event"] for r in log] == ["speak_start", "speak_end"]
+    assert [r["event"] for r in log if r["event"] != "word"] == ["speak_start", "speak_end"]
 
 
 def test_stop_on_a_real_device_is_within_100_ms(pulse, espeak):
