@@ -123,11 +123,7 @@ class Session:
     def _activity_turn(self, step: "Step", cancel: threading.Event) -> Optional[TurnEnd]:
         """Say an activity's lines (a question, praise, a hint) and go on with the story if a choice was made."""
         self.turns += 1
-        for event in step.events:
-            self.bus.emit(event)
-        for index, text in enumerate(step.say):
-            self.bus.emit(SentenceReady(turn=self.turns, index=index, text=text))
-            self.say(text)
+        self._announce(step)
         if step.story and not cancel.is_set():
             return self._story_turn(step.story, cancel, None, mode=Mode.CHOICE)
         self._finish_speech(cancel)
@@ -188,11 +184,15 @@ class Session:
             self.fault("activities", err, apologise=False)
             return
         if step:
-            for event in step.events:
-                self.bus.emit(event)
-            for text in step.say:
-                self.bus.emit(SentenceReady(turn=self.turns, index=-1, text=text))
-                self.say(text)
+            self._announce(step, first_index=len(told))
+
+    def _announce(self, step: "Step", first_index: int = 0) -> None:
+        """An activity's events on the bus and its lines shown and spoken, as sentences of this turn."""
+        for event in step.events:
+            self.bus.emit(event)
+        for index, text in enumerate(step.say, start=first_index):
+            self.bus.emit(SentenceReady(turn=self.turns, index=index, text=text))
+            self.say(text)
 
     def fault(self, stage: str, err: BaseException, apologise: bool = True) -> None:
         """A stage failed: log it, announce it, and tell the child kindly; the session goes on."""
