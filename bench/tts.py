@@ -1,6 +1,6 @@
 """Speech output benchmark: time from a sentence being ready to its first sample, and real-time factor.
 
-    python bench/tts.py [--device pulse] [--json out.json]
+    python bench/tts.py [--device pulse] [--engines pyttsx3,piper] [--json out.json]
 
 Each engine speaks the same sentences from shared/corpus-like story text through the project's
 Speaker; "first sample" is when the speaker starts writing the sentence's audio to the output.
@@ -9,21 +9,27 @@ Speaker; "first sample" is when the speaker starts writing the sentence's audio 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import sys
 import time
-from datetime import date
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from audio.devices import DeviceOutput, WavRecorder  # noqa: E402
-from audio.speak import Speaker  # noqa: E402
-from audio.tts import PiperSynthesizer, Pyttsx3Synthesizer  # noqa: E402
-from events import EventBus  # noqa: E402
+from audio.devices import DeviceOutput, WavRecorder
+from audio.speak import Speaker
+from audio.tts import PiperSynthesizer, Pyttsx3Synthesizer
+from bench.common import (
+    add_json_arg,
+    finish_meta,
+    machine_meta,
+    print_table,
+    write_json,
+)
+from events import EventBus
 
+COLUMNS = [("engine", "engine"), ("first_sample_ms_median", "first sample ms median"),
+           ("first_sample_ms_max", "max"), ("rtf_median", "RTF")]
 SENTENCES = [  # ten words each, the length of a typical story sentence for young children
     "The little fox found a shiny red apple today.",
     "Once upon a time a bear lived near the river.",
@@ -66,22 +72,22 @@ def bench_engine(name: str, synth, device: str | None, tmp: Path) -> dict:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--device", help="PortAudio output device (e.g. pulse); default: no device, wav only")
-    p.add_argument("--json", help="write the results here")
+    p.add_argument("--engines", default="pyttsx3,piper", help="comma-separated: pyttsx3, piper")
+    add_json_arg(p)
     args = p.parse_args()
     tmp = Path("/tmp/bench-tts")
     tmp.mkdir(exist_ok=True)
-    rows = [
-        bench_engine("pyttsx3/eSpeak NG", Pyttsx3Synthesizer("en", None, 150, 1.0), args.device, tmp),
-        bench_engine("Piper joe-medium", PiperSynthesizer("en", None, 150, 1.0), args.device, tmp),
-    ]
-    meta = {"date": str(date.today()), "machine": f"{platform.machine()}, {platform.processor() or 'cpu'}",
-            "output": args.device or "wav only", "input": f"{len(SENTENCES)} ten-word sentences"}
-    print(f"{'engine':20} {'first sample ms (median / max)':>32} {'RTF':>6}")
-    for r in rows:
-        print(f"{r['engine']:20} {r['first_sample_ms_median']:>20} / {r['first_sample_ms_max']:<9} {r['rtf_median']:>6}")
-    print(meta)
-    if args.json:
-        Path(args.json).write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    meta = machine_meta(output=args.device or "wav only", input=f"{len(SENTENCES)} ten-word sentences")
+    engines = {
+        "pyttsx3": ("pyttsx3/eSpeak NG", Pyttsx3Synthesizer),
+        "piper": ("Piper joe-medium", PiperSynthesizer),
+    }
+    rows = []
+    for key in args.engines.split(","):
+        name, engine = engines[key]
+        rows.append(bench_engine(name, engine("en", None, 150, 1.0), args.device, tmp))
+    print_table(rows, COLUMNS, finish_meta(meta))
+    write_json(args.json, meta, rows)
 
 
 if __name__ == "__main__":

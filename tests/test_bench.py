@@ -1,0 +1,103 @@
+"""The bench scripts run in their smallest mode and write the JSON they promise (fields, sane values; no timing thresholds).
+
+They run side by side (each in its own process) so the whole file stays well under a minute on 2 cores.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+META_KEYS = {"date", "machine", "cores", "ram_gib", "loadavg_at_start", "loadavg_at_end", "torch"}
+
+
+def _start(args: list[str], out: Path) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    return subprocess.Popen([sys.executable, *args, "--json", str(out)], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+@pytest.fixture(scope="module")
+def results(tiny, tmp_path_factory) -> dict[str, dict]:
+    """Every bench script's quick mode, started together; their JSON by script name."""
+    tmp = tmp_path_factory.mktemp("bench")
+    config = str(tiny / "config.yaml")
+    runs = {
+        "llm": ["bench/llm.py", "--config", config, "--max-new-tokens", "8"],
+        "overhead": ["bench/overhead.py", "--configs", config, "--max-new-tokens", "12", "--repeats", "1"],
+        "turn": ["bench/turn.py", "--configs", config, "--clips", "1", "--max-new-tokens", "8", "--no-pace"],
+        "stt": ["bench/stt.py", "--engines", "faster-whisper", "--clips", "2"],
+        "tts": ["bench/tts.py", "--engines", "pyttsx3"],
+    }
+    procs = {name: (_start(args, tmp / f"{name}.json"), tmp / f"{name}.json") for name, args in runs.items()}
+    out = {}
+    for name, (proc, path) in procs.items():
+        log, _ = proc.communicate(timeout=180)
+        assert proc.returncode == 0, f"bench/{name}.py failed:\n{log[-3000:]}"
+        out[name] = json.loads(path.read_text())
+        out[name]["stdout"] = log
+    return out
+
+
+def _check_meta(meta: dict) -> None:
+    assert META_KEYS <= set(meta), META_KEYS - set(meta)
+    assert meta["cores"] >= 1 and meta["ram_gib"] > 0
+    assert len(meta["loadavg_at_start"]) == 3
+
+
+def test_llm_row_through_the_project_backend(results):
+    data = results["llm"]
+    _check_meta(data["meta"])
+    (row,) = data["rows"]
+    assert not row.get("skipped"), row
+    assert "local" in row["description"] and row["backend"] == "local", row
+    assert row["prompt_tokens"] > 50, row  # the system prompt + the request
+    assert 1 <= row["tokens"] <= 8, row
+    assert row["ttft_s"] > 0 and row["load_s"] > 0 and row["peak_rss_gib"] > 0, row
+    assert row["decode_tok_s"] > 0, row
+    assert len(row["times"]) == row["tokens"] and row["times"] == sorted(row["times"]), row
+    assert "first token s" in data["stdout"]  # the table was printed
+
+
+def test_overhead_compares_the_same_tokens(results):
+    (row,) = results["overhead"]["rows"]
+    _check_meta(results["overhead"]["meta"])
+    assert row["same_output"] is True
+    assert 1 <= row["tokens"] <= 12
+    assert row["last_token_ratio"] > 0 and row["pipeline_last_token_s"] > 0 and row["bare_last_token_s"] > 0
+
+
+def test_turn_waterfall_has_every_stage(results):
+    data = results["turn"]
+    _check_meta(data["meta"])
+    stages = {row["key"]: row for row in data["rows"]}
+    for key in ("stt_s", "first_token_s", "first_audio_s", "total_s"):
+        assert stages[key]["n"] == 1 and stages[key]["median_s"] > 0, key
+    assert stages["stt_s"]["median_s"] <= stages["total_s"]["median_s"]
+    ((_, (turn,)),) = data["turns"].items()  # one model, one clip
+    assert turn["heard"] and "dragon" in turn["heard"].lower()
+
+
+def test_stt_and_tts_rows(results):
+    (stt,) = results["stt"]["rows"]
+    assert stt["engine"] == "faster-whisper" and 0 <= stt["wer"] <= 1 and stt["rtf_median"] > 0
+    (tts,) = results["tts"]["rows"]
+    assert tts["first_sample_ms_median"] > 0 and tts["rtf_median"] > 0
+    _check_meta(results["stt"]["meta"])
+
+
+def test_table_and_json_helpers(tmp_path):
+    sys.path.insert(0, str(ROOT))
+    from bench.common import format_table, write_json
+
+    table = format_table([{"a": "x", "b": 1.5, "c": None}, {"a": "yy", "b": 20, "c": 3}], [("a", "A"), ("b", "B"), ("c", "C")])
+    lines = table.splitlines()
+    assert lines[0].split() == ["A", "B", "C"] and lines[2].split() == ["x", "1.5", "-"]
+    write_json(str(tmp_path / "r.json"), {"m": 1}, [{"r": 2}], turns=[])
+    assert json.loads((tmp_path / "r.json").read_text()) == {"meta": {"m": 1}, "rows": [{"r": 2}], "turns": []}
