@@ -192,6 +192,8 @@ def run(args: argparse.Namespace) -> int:
         story = settings.story
         storyteller = Storyteller(backend, story.age_group, story.language, settings.llm.memory_tokens, story.max_sentence_words,
                                   guard=guard, steer_retries=settings.safety.steer_retries)
+        # llama.cpp keeps its KV cache: reading the system prompt now takes seconds off the first turn.
+        threading.Thread(target=storyteller.warm_up, name="llm-warm-up", daemon=True).start()
         speaker = build_speaker(settings, args, bus)
         bus.emit(SessionStart(model=backend.description, fine_tuned=backend.fine_tuned, age_group=story.age_group, language=story.language))
         from acknowledge import Acknowledger

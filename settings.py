@@ -31,13 +31,15 @@ class _Section(BaseModel):
 class LLMSettings(_Section):
     """Which language model tells the stories, and how it generates."""
 
-    backend: Literal["local", "hf-inference"] = "local"
+    backend: Literal["local", "hf-inference", "llamacpp"] = "local"
     model: Literal["phi-ed", "starter", "custom"] = "phi-ed"
     base_model: Optional[str] = None
     adapter: Optional[str] = None
     device: str = "auto"
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = "auto"
     merge_adapter: bool = False
+    quantization: Literal["q4_k_m", "q4_0", "q8_0", "f16"] = "q4_k_m"
+    threads: Optional[int] = Field(None, ge=1, le=256)
     max_new_tokens: int = Field(300, ge=1, le=4096)
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)

@@ -59,7 +59,18 @@ def _hf_inference(llm: Any) -> Backend:
     return HFInferenceBackend(llm, llm.repetition_penalty or 1.0)
 
 
-BACKENDS: dict[str, Callable[[Any], Backend]] = {"local": _local, "hf-inference": _hf_inference}
+def _llamacpp(llm: Any) -> Backend:
+    from llm.llamacpp import LlamaCppBackend
+
+    penalty = llm.repetition_penalty or DEFAULT_REPETITION_PENALTY[llm.model]
+    return LlamaCppBackend(resolve_source(llm), llm, penalty)
+
+
+BACKENDS: dict[str, Callable[[Any], Backend]] = {
+    "local": _local,
+    "hf-inference": _hf_inference,
+    "llamacpp": _llamacpp,
+}
 
 
 def create_backend(llm: Any) -> Backend:

