@@ -160,8 +160,9 @@ def run(args: argparse.Namespace) -> int:
         return check_safety(guard, args.check_safety, args.check_safety_input)
     from safety.privacy import remote_warning, scrubber
 
-    if settings.llm.backend != "local":
-        log.warning("%s", remote_warning(settings.llm.backend, settings.llm.hf_base_url or "Hugging Face's Inference API"))
+    if settings.llm.backend in ("hf-inference", "openai"):
+        where = settings.llm.server_url if settings.llm.backend == "openai" else settings.llm.hf_base_url or "Hugging Face's Inference API"
+        log.warning("%s", remote_warning(settings.llm.backend, where))
     bus = EventBus()
     sinks = []
     if settings.events.path:

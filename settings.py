@@ -31,7 +31,7 @@ class _Section(BaseModel):
 class LLMSettings(_Section):
     """Which language model tells the stories, and how it generates."""
 
-    backend: Literal["local", "hf-inference", "llamacpp"] = "local"
+    backend: Literal["local", "hf-inference", "llamacpp", "openai"] = "local"
     model: Literal["phi-ed", "starter", "custom"] = "phi-ed"
     base_model: Optional[str] = None
     adapter: Optional[str] = None
@@ -50,6 +50,11 @@ class LLMSettings(_Section):
     hf_token_env: str = "HF_TOKEN"
     hf_base_url: Optional[str] = None
     timeout_s: float = Field(60.0, gt=0)
+    server_url: Optional[str] = None
+    server_model: str = "phi-ed"
+    server_key_env: str = "OPENAI_API_KEY"
+    retries: int = Field(3, ge=0, le=10)
+    fallback_local: bool = False
 
     @field_validator("device")
     @classmethod

@@ -66,10 +66,20 @@ def _llamacpp(llm: Any) -> Backend:
     return LlamaCppBackend(resolve_source(llm), llm, penalty)
 
 
+def _openai(llm: Any) -> Backend:
+    from llm.openai_compat import FallbackBackend, OpenAICompatBackend
+
+    server = OpenAICompatBackend(llm, llm.repetition_penalty or DEFAULT_REPETITION_PENALTY[llm.model])
+    if not llm.fallback_local:
+        return server
+    return FallbackBackend(server, lambda: _local(llm))
+
+
 BACKENDS: dict[str, Callable[[Any], Backend]] = {
     "local": _local,
     "hf-inference": _hf_inference,
     "llamacpp": _llamacpp,
+    "openai": _openai,
 }
 
 

@@ -34,7 +34,7 @@ def test_shipped_config_lists_every_key_with_its_default():
     "yaml_text, expected",
     [
         ("llm:\n  bakend: local\n", "unknown key 'llm.bakend'; allowed here: backend,"),
-        ("llm:\n  backend: cloud\n", "llm.backend: Input should be 'local', 'hf-inference' or 'llamacpp' (got 'cloud')"),
+        ("llm:\n  backend: cloud\n", "llm.backend: Input should be 'local', 'hf-inference', 'llamacpp' or 'openai' (got 'cloud')"),
         ("story:\n  age_group: Babies\n", "story.age_group: must be one of Toddlers, Preschoolers"),
         ("story:\n  language: es\n", "story.language: Input should be 'en', 'fr' or 'de' (got 'es')"),
         ("llm:\n  max_new_tokens: 0\n", "llm.max_new_tokens: Input should be greater than or equal to 1"),
