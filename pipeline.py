@@ -111,7 +111,7 @@ class Session:
         if self.activities is not None:
             step = self.activities.stop() if is_stop_word(child_text, self.storyteller.language) else None
             try:
-                step = step or self.activities.handle(child_text)
+                step = step or self.activities.handle(child_text, cancel)
             except Exception as err:  # noqa: BLE001 - a failed activity ends; the session goes on
                 self.activities.reset()
                 self.fault("activities", err)
@@ -123,7 +123,7 @@ class Session:
     def _activity_turn(self, step: "Step", cancel: threading.Event) -> Optional[TurnEnd]:
         """Say an activity's lines (a question, praise, a hint) and go on with the story if a choice was made."""
         self.turns += 1
-        self._announce(step)
+        self._announce(step, cancel=cancel)
         if step.story and not cancel.is_set():
             return self._story_turn(step.story, cancel, None, mode=Mode.CHOICE)
         self._finish_speech(cancel)
@@ -166,7 +166,7 @@ class Session:
             self._finish_speech(cancel)
             return None
         if self.activities and told and not cancel.is_set() and plan and not plan.redirected and plan.mode is not Mode.QUESTION:
-            self._after_story(told, bool(instruction))
+            self._after_story(told, bool(instruction), cancel)
         self._finish_speech(cancel)
         end = TurnEnd(turn=turn, sentences=len(told), tokens=tokens, cancelled=cancel.is_set(), stt_s=marks.transcript,
                       first_token_s=marks.first_token, first_sentence_s=marks.first_sentence,
@@ -177,17 +177,20 @@ class Session:
                   end.first_story_audio_s, end.total_s)
         return end
 
-    def _after_story(self, told: list[str], ended_at_choice: bool) -> None:
+    def _after_story(self, told: list[str], ended_at_choice: bool, cancel: threading.Event) -> None:
         try:
-            step = self.activities.after_story(" ".join(told), told[-1], ended_at_choice)
+            step = self.activities.after_story(" ".join(told), told[-1], ended_at_choice, cancel)
         except Exception as err:  # noqa: BLE001 - the story was told; only the questions are lost
             self.fault("activities", err, apologise=False)
             return
         if step:
-            self._announce(step, first_index=len(told))
+            self._announce(step, first_index=len(told), cancel=cancel)
 
-    def _announce(self, step: "Step", first_index: int = 0) -> None:
+    def _announce(self, step: "Step", first_index: int = 0, cancel: Optional[threading.Event] = None) -> None:
         """An activity's events on the bus and its lines shown and spoken, as sentences of this turn."""
+        if cancel is not None and cancel.is_set():
+            self.activities.reset()  # "stop" came while the questions were being written
+            return
         for event in step.events:
             self.bus.emit(event)
         for index, text in enumerate(step.say, start=first_index):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Optional
 
@@ -51,9 +52,9 @@ class Quiz:
         """The intro and the first question."""
         return Step([lines.INTRO[self.language], self.current.question], [self._asked()])
 
-    def answer(self, text: str) -> tuple[Step, bool]:
+    def answer(self, text: str, cancel: Optional[threading.Event] = None) -> tuple[Step, bool]:
         """Take the child's answer; returns the next step and whether the quiz is over."""
-        verdict: Judgement = judge(self.backend, self.current, text, self.language)
+        verdict: Judgement = judge(self.backend, self.current, text, self.language, cancel)
         hint = not verdict.correct and self.tries == 0
         event = AnswerJudged(number=self.index + 1, correct=verdict.correct, hint=hint,
                              dont_know=verdict.dont_know, method=verdict.method)
@@ -112,6 +113,7 @@ class Activities:
         self.choice: Optional[ChoicePoint] = None
         self.choice_next = choices  # the next story should stop at a choice
         self.last_story = ""
+        self._story_paused = False  # the last story turn stopped at a choice: its next part continues it
 
     @property
     def waiting(self) -> bool:
@@ -128,13 +130,14 @@ class Activities:
             return INSTRUCTION
         return ""
 
-    def handle(self, text: str) -> Optional[Step]:
+    def handle(self, text: str, cancel: Optional[threading.Event] = None) -> Optional[Step]:
         """The child's turn when it belongs to an activity (an answer, or "ask me a question"); else None."""
         if self.guard is not None and text.strip():
             verdict = self.guard.check_input(text)
             if not verdict.ok and verdict.category != "personal_info":
-                self.quiz = self.choice = None  # the storyteller answers it with its redirect
+                self.reset()  # the storyteller answers it with its redirect
                 return None
+            text = self.guard.redact(text)  # the model judging the answer never sees personal information
         if self.choice is not None:
             step, done = self.choice.answer(text)
             if done:
@@ -143,19 +146,20 @@ class Activities:
                     self.summary.choice(step.events[-1])
             return step
         if self.quiz is not None:
-            step, done = self.quiz.answer(text)
+            step, done = self.quiz.answer(text, cancel)
             if done:
                 self._finish_quiz()
             return step
-        if re.search(ASK_FOR_QUESTIONS[self.language], normalize(text)):
+        if self.questions_mode != "off" and re.search(ASK_FOR_QUESTIONS[self.language], normalize(text)):
             if not self.last_story:
                 return Step([lines.NO_STORY[self.language]])
-            return self.start_quiz() or Step([lines.NO_QUESTION[self.language]])
+            return self.start_quiz(cancel) or Step([lines.NO_QUESTION[self.language]])
         return None
 
     def reset(self) -> None:
-        """Drop whatever activity is running (after a failure), without a word."""
-        self.quiz = self.choice = None
+        """End whatever activity is running, without a word (what was answered still counts)."""
+        self._finish_quiz()
+        self.choice = None
 
     def stop(self) -> Optional[Step]:
         """The stop word: end whatever activity is running."""
@@ -166,23 +170,27 @@ class Activities:
         self.choice = None
         return Step([lines.STOPPED[self.language]])
 
-    def after_story(self, story: str, last_sentence: str, ended_at_choice: bool) -> Optional[Step]:
+    def after_story(self, story: str, last_sentence: str, ended_at_choice: bool,
+                    cancel: Optional[threading.Event] = None) -> Optional[Step]:
         """A story turn finished: wait for a choice it ended on, or start questions when configured."""
-        self.last_story = (self.last_story + " " + story).strip() if self.choice is None and ended_at_choice else story
+        # The part after a choice continues the story before it; anything else is a new story.
+        self.last_story = f"{self.last_story} {story}".strip() if self._story_paused else story
+        self._story_paused = False
         if self.summary:
             self.summary.story()
         if ended_at_choice:
             options = parse_choice(last_sentence, self.language)
             if options:
                 self.choice = ChoicePoint(options, self.language, self.rng)
+                self._story_paused = True
                 return None  # the question was the story's last sentence; the child answers next
         if self.questions_mode == "after_story":
-            return self.start_quiz()
+            return self.start_quiz(cancel)
         return None
 
-    def start_quiz(self) -> Optional[Step]:
+    def start_quiz(self, cancel: Optional[threading.Event] = None) -> Optional[Step]:
         """Questions about the last story (only those that pass the safety check)."""
-        found = make_questions(self.backend, self.last_story, self.age_group, self.language, self.max_questions)
+        found = make_questions(self.backend, self.last_story, self.age_group, self.language, self.max_questions, cancel)
         if self.guard is not None:
             found = [q for q in found if all(self.guard.check_output(t).ok for t in (q.question, q.answer, q.hint))]
         if not found:

@@ -81,7 +81,7 @@ def parse_questions(text: str, n: int) -> list[QA]:
 # Nouns an article often comes with that are not who a story is about ("once upon a time").
 _NOT_CHARACTERS = {"time", "day", "morning", "night", "while", "lot", "way", "fois", "jour", "matin", "soir", "nuit", "peu",
                    "mal", "tag", "morgen", "abend", "nacht", "weile"}
-_ARTICLES = {"en": r"the|a|an", "fr": r"le|la|les|un|une|l'", "de": r"der|die|das|den|dem|ein|eine|einen"}
+_ARTICLES = {"en": r"(?:the|a|an)\s+", "fr": r"(?:(?:le|la|les|un|une)\s+|l')", "de": r"(?:der|die|das|den|dem|ein|eine|einen)\s+"}
 
 
 def fallback_questions(story: str, language: str) -> list[QA]:
@@ -95,12 +95,12 @@ def fallback_questions(story: str, language: str) -> list[QA]:
         who = names.most_common(1)[0][0]
     else:
         # Else the thing most often named with an article: "the robot", "le renard", "der Igel".
-        things = Counter(m.group(0) for m in re.finditer(rf"\b(?:{_ARTICLES[language]})\s*[\w-]{{3,}}", story, re.IGNORECASE)
+        things = Counter(m.group(0) for m in re.finditer(rf"\b{_ARTICLES[language]}[\w-]{{3,}}", story, re.IGNORECASE)
                          if m.group(0).split()[-1].split("'")[-1].lower() not in _NOT_CHARACTERS)
         if not things:
             return []
         who = things.most_common(1)[0][0].lower() if language != "de" else things.most_common(1)[0][0]
-    noun = who.split()[-1]
+    noun = who.split()[-1].split("'")[-1]
     question, hint = lines.WHO[language]
     return [QA(question, who, hint.format(letter=noun[0].upper()))]
 
@@ -110,10 +110,11 @@ def generate(backend: Backend, messages: list[dict[str, str]], cancel: Optional[
     return "".join(backend.stream(messages, cancel or threading.Event()))
 
 
-def make_questions(backend: Backend, story: str, age_group: str, language: str, n: int) -> list[QA]:
+def make_questions(backend: Backend, story: str, age_group: str, language: str, n: int,
+                   cancel: Optional[threading.Event] = None) -> list[QA]:
     """Up to n questions about the story from the model, or the fallback when it gives none usable."""
     try:
-        found = parse_questions(generate(backend, question_prompt(story, age_group, language, n)), n)
+        found = parse_questions(generate(backend, question_prompt(story, age_group, language, n), cancel), n)
     except Exception:  # noqa: BLE001 - a failing model still leaves the fallback question
         found = []
     return found or fallback_questions(story, language)
@@ -164,7 +165,7 @@ def judge_prompt(qa: QA, answer: str, language: str) -> list[dict[str, str]]:
     ]
 
 
-def judge(backend: Optional[Backend], qa: QA, answer: str, language: str) -> Judgement:
+def judge(backend: Optional[Backend], qa: QA, answer: str, language: str, cancel: Optional[threading.Event] = None) -> Judgement:
     """Right or not: "I don't know" first, then the words, then (when in doubt) the model on meaning."""
     if is_dont_know(answer, language):
         return Judgement(False, True, "none")
@@ -172,7 +173,7 @@ def judge(backend: Optional[Backend], qa: QA, answer: str, language: str) -> Jud
         return Judgement(True, False, "match")
     if backend is not None:
         try:
-            reply = normalize(generate(backend, judge_prompt(qa, answer, language)))
+            reply = normalize(generate(backend, judge_prompt(qa, answer, language), cancel))
         except Exception:  # noqa: BLE001 - no model verdict: the word match alone decided
             reply = ""
         m = re.search(r"\b(yes|no|oui|non|ja|nein)\b", reply)

@@ -90,6 +90,8 @@ class LlamaCppBackend:
     def _prepare(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
         if self._system_in_template or not messages or messages[0]["role"] != "system":
             return messages
+        if len(messages) == 1:  # the system prompt alone (prime at start-up): it opens the first user turn
+            return [{"role": "user", "content": messages[0]["content"]}]
         system, first, rest = messages[0], messages[1], messages[2:]
         return [{"role": first["role"], "content": system["content"] + "\n\n" + first["content"]}, *rest]
 
@@ -105,7 +107,7 @@ class LlamaCppBackend:
         """How many leading tokens of this prompt llama.cpp still holds from the previous call."""
         held = list(self.model.eval_tokens)
         n = 0
-        for a, b in zip(held, ids):
+        for a, b in zip(held, ids, strict=False):
             if a != b:
                 break
             n += 1

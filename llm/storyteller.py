@@ -35,7 +35,7 @@ class TurnPlan:
 
     mode: Mode
     prompt_tokens: int
-    redirected: bool = False  # the child's request was not safe to tell: a redirect follows
+    redirected: bool = False  # the child's request was not safe to tell: a redirect (or care) follows
 
 
 @dataclass(frozen=True)
@@ -132,9 +132,10 @@ class Storyteller:
         else:
             mode, instruction = Mode.NEW_STORY, ""
         messages = self.messages_for(request, mode, instruction)
-        yield TurnPlan(mode, self.backend.count_tokens(messages), redirected=blocked is not None)
         if blocked:
-            yield blocked
+            yield blocked  # first, so a screen or log never shows the child's words unmasked
+        redirected = blocked is not None and blocked.category != "personal_info"
+        yield TurnPlan(mode, self.backend.count_tokens(messages), redirected=redirected)
         said = list(opening)
         for index, text in enumerate(opening):
             yield Sentence(index, text)

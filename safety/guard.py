@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from typing import Optional, Protocol
 
+from safety.lexicon import CATEGORIES
 from safety.rules import Match, normalize, personal_matches, word_matches
 
 log = logging.getLogger(__name__)
@@ -55,20 +56,21 @@ class SafetyGuard:
 
     def check_output(self, text: str) -> Verdict:
         """A sentence about to be spoken or shown."""
-        return self._check(text, self.blocked)
+        return self._check(text, self.blocked, spoken_by_child=False)
 
     def check_input(self, text: str) -> Verdict:
         """What the child said (a Whisper transcript or a typed line)."""
-        return self._check(text, self.blocked - INPUT_ALLOWED)
+        return self._check(text, self.blocked - INPUT_ALLOWED, spoken_by_child=True)
 
-    def _check(self, text: str, blocked: frozenset[str]) -> Verdict:
-        matches = [m for m in personal_matches(text, self.language) if m.category in blocked]
-        layer = "personal"
-        if not matches:
-            matches = [m for m in word_matches(text, self.language) if m.category in blocked]
-            layer = "rules"
+    def _check(self, text: str, blocked: frozenset[str], spoken_by_child: bool) -> Verdict:
+        # Every layer runs: personal information beside something unsafe must not hide it. The
+        # most serious category decides (CATEGORIES order), and every match is masked.
+        personal = [m for m in personal_matches(text, self.language, spoken_by_child) if m.category in blocked]
+        words = [m for m in word_matches(text, self.language) if m.category in blocked]
+        matches = sorted(personal + words, key=lambda m: CATEGORIES.index(m.category))
         if matches:
             first = matches[0]
+            layer = "personal" if first.category == "personal_info" else "rules"
             return Verdict(False, first.category, first.rule, layer, mask(text, matches))
         if self.classifier is not None:
             try:

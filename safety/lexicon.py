@@ -51,7 +51,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
             r"get high", r"bombs?", r"explosives?", r"grenades?", r"cigarettes?", r"vap(e|es|ing)",
             r"how (to|do you|can i) (make|build) (a )?(bomb|gun|poison|explosive|weapon)s?",
             r"(shoot|stab|poison) (people|someone|somebody|my (teacher|mum|mom|dad|sister|brother|friend))",
-            r"play(ing)? with (matches|lighters)", r"(smoke|smoking|smoked|buy|get|some) (weed|pot|joints?|crack)", r"razor blades?", r"(drink|drinking) (bleach|poison)",
+            r"play(ing)? with (matches|lighters)", r"(smoke|smoking|smoked|buy|get|some) (weed|pot|joints?|crack)", r"razor blades?", r"don'?t tell (your|ur) (parents|mum|mom|dad|mommy|mummy|daddy|teacher|family)", r"come (here |over )?(alone|all alone|by yourself|on your own)", r"(visit|meet|see) me\b.{0,40}\b(alone|by yourself|on your own)", r"(drink|drinking) (bleach|poison)",
         ),
         "profanity": (
             r"fuck(s|ed|er|ers|ing|in)?", r"motherfuck(er|ers|ing)", r"shit(s|ty|ting|head)?", r"bullshit",
@@ -103,7 +103,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         "dangerous": (
             r"drogues?", r"cocaine", r"cannabis", r"bombes?", r"explosifs?", r"grenades? (a main)?",
             r"cigarettes?", r"comment (fabriquer|faire) (une |un )?(bombe|arme|poison|explosif)",
-            r"jouer avec (des|les) allumettes", r"coke", r"(fume|fumer|fumaient|fumait|fument) (des|un|du) (joints?|shit|cannabis)", r"sniff(e|er|ent|ait|aient) (de la|la|du)", r"lames? de rasoir", r"boire (de l'eau de javel|du poison)",
+            r"jouer avec (des|les) allumettes", r"coke", r"(fume|fumer|fumaient|fumait|fument) (des|un|du) (joints?|shit|cannabis)", r"sniff(e|er|ent|ait|aient) (de la|la|du)", r"lames? de rasoir", r"ne (le |leur )?(dis|dites) (rien|pas) (a|à) (tes|vos) parents", r"(viens|venez|vient)\b.{0,30}\btout(e)? seul(e)?", r"boire (de l'eau de javel|du poison)",
         ),
         "profanity": (
             r"merde", r"putain", r"connard(s|e|es)?", r"connasses?", r"salop(e|es|ard|ards)", r"bordel", r"encule(s|e|es)?",
@@ -149,7 +149,7 @@ LEXICON: dict[str, dict[str, tuple[str, ...]]] = {
         ),
         "dangerous": (
             r"drogen", r"kokain", r"heroin", r"crystal meth", r"haschisch", r"bomben?", r"sprengstoff",
-            r"granaten?", r"[a-z]+bomben?", r"rasierklingen?", r"zigarette(n)?", r"wie (baue|mache|bastle) ich (eine |ein )?(bombe|waffe|gift)",
+            r"granaten?", r"[a-z]+bomben?", r"rasierklingen?", r"sag(s)? (es )?(nicht|niemandem|keinem) (deinen eltern|deiner mama|deinem papa)", r"komm\b.{0,30}\ballein", r"zigarette(n)?", r"wie (baue|mache|bastle) ich (eine |ein )?(bombe|waffe|gift)",
             r"mit streichholzern spielen", r"(trinke|trinken) (bleiche|gift)",
         ),
         "profanity": (

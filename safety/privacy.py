@@ -17,6 +17,9 @@ def scrubber(keep_transcripts: bool, redact: Callable[[str], str]) -> Callable[[
         out = dict(record)
         if field and isinstance(out.get(field), str):
             out[field] = redact(out[field]) if keep_transcripts else NOT_KEPT
+        elif out.get("event") == "blocked" and out.get("stage") == "input":
+            # The child's words, with only the unsafe part masked: kept like any transcript.
+            out["masked"] = redact(out["masked"]) if keep_transcripts else NOT_KEPT
         elif isinstance(out.get("text"), str):
             out["text"] = redact(out["text"])
         return out

@@ -100,10 +100,13 @@ _STREET = {
     "de": r"strasse|str|weg|gasse|platz|allee|ring|damm",
 }
 _NAME_INTRO = {
-    "en": r"my name is|my full name is|i'm called|i am called|call me",
-    "fr": r"je m'appelle|mon nom est|mon nom c'est|je suis",
-    "de": r"ich heisse|mein name ist|ich bin",
+    "en": r"my name is|my full name is|my name's",
+    "fr": r"je m'appelle|mon nom est|mon nom c'est",
+    "de": r"ich heisse|mein name ist",
 }
+# Weaker introductions ("I'm", "je suis", "ich bin") name someone only when both words are
+# written as names (Whisper capitalises names): "Ich bin Max Müller", not "Ich bin dein Freund".
+_WEAK_INTRO = {"en": r"i'm|i am|i'm called|i am called", "fr": r"je suis", "de": r"ich bin"}
 _SCHOOL = {"en": r"school|academy", "fr": r"ecole|college", "de": r"schule|grundschule|gymnasium"}
 _NOT_NAMES = {  # words after "my name is"/"je suis"/"ich bin" that are not a surname
     "en": {"and", "but", "so", "i", "im", "the", "a", "years", "year", "from", "in", "at", "not", "very", "too", "also", "please"},
@@ -118,7 +121,7 @@ def _personal_patterns(language: str) -> list[tuple[str, re.Pattern[str]]]:
     school = _SCHOOL[language]
     pats = [
         ("email", r"[\w.+-]+@[\w-]+\.[\w.]+|\b[\w.]+ (at|arobase|ät) [\w-]+ (dot|point|punkt) (com|org|net|fr|de|ch|co|uk)\b"),
-        ("phone", r"(?<!\d)\+?\d(?:[\s./()-]*\d){6,}"),
+        ("phone_digits", r"(?<!\d)\+?\d(?:[\s./()-]*\d){6,}"),
         ("phone", rf"\b(?:(?:{digits})[\s,.-]+){{{4 if language == 'fr' else 6},}}(?:{digits})\b"),
     ]
     # School names are looked for only where the child speaks of their own school: a story's
@@ -147,14 +150,25 @@ def _personal_patterns(language: str) -> list[tuple[str, re.Pattern[str]]]:
 _PERSONAL = {lang: _personal_patterns(lang) for lang in LEXICON}
 
 
-def personal_matches(text: str, language: str, original: str | None = None) -> list[Match]:
-    """Addresses, phone numbers, e-mail addresses, school names and full names in the text."""
+def personal_matches(text: str, language: str, spoken_by_child: bool = True) -> list[Match]:
+    """Phone numbers and e-mail addresses; in what a child says also addresses, school names and full names.
+
+    A story may count "one, two, three, four, five, six, seven", live at "221 Baker Street" or
+    have a fox say "je suis perdu dans la forêt": those patterns are for the child's words only.
+    """
     norm = normalize(text)
-    found = [Match("personal_info", kind, m.start(), m.end()) for kind, p in _PERSONAL[language] for m in p.finditer(norm)]
+    kinds = None if spoken_by_child else {"email", "phone_digits"}
+    found = [Match("personal_info", kind.removesuffix("_digits"), m.start(), m.end())
+             for kind, p in _PERSONAL[language] if kinds is None or kind in kinds for m in p.finditer(norm)]
+    if not spoken_by_child:
+        return sorted(found, key=lambda x: x.start)
     # A full name: the introduction followed by two name-like words ("my name is Emma Stone").
     for m in re.finditer(rf"\b(?:{_NAME_INTRO[language]})\s+([a-z'-]+)\s+([a-z'-]+)(?:\s+([a-z'-]+))?", norm):
         first, last = m.group(1), m.group(2)
         if first not in _NOT_NAMES[language] and last not in _NOT_NAMES[language] and len(last) > 1 and not _is_common(last, language):
+            found.append(Match("personal_info", "full_name", m.start(1), m.end(2)))
+    if len(norm) == len(text):  # positions line up with the original, whose capitals tell names
+        for m in re.finditer(rf"(?i:\b(?:{_WEAK_INTRO[language]}))\s+([A-ZÀ-Ý][\w'-]+)\s+([A-ZÀ-Ý][\w'-]+)", text):
             found.append(Match("personal_info", "full_name", m.start(1), m.end(2)))
     return sorted(found, key=lambda x: x.start)
 

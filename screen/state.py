@@ -6,7 +6,7 @@ import json
 from typing import Any, Optional
 
 # Events that change what the screen shows; the rest (timings, turn_end details) are not sent.
-SHOWN = {"session_start", "listening", "speech_start", "heard", "turn_start", "speak_start", "word",
+SHOWN = {"session_start", "listening", "speech_start", "heard", "turn_start", "blocked", "speak_start", "word",
          "speak_end", "speak_stopped", "turn_end", "question", "answer_judged", "choice", "error"}
 
 
@@ -15,7 +15,10 @@ class ScreenState:
 
     def __init__(self, language: str = "en"):
         self.data: dict[str, Any] = {"type": "state", "face": "idle", "sentence": "", "previous": "", "word": -1,
-                                     "heard": "", "question": "", "choices": [], "language": language}
+                                     "heard": "", "question": "", "language": language}
+        # What the child said is shown only once the safety check has seen it (its `blocked`
+        # event, if any, comes before `turn_start`), and then masked where it was unsafe.
+        self._heard = ""
 
     def update(self, record: dict[str, Any]) -> Optional[str]:
         """Apply one bus record; the new state as a JSON message, or None when nothing shown changed."""
@@ -28,11 +31,14 @@ class ScreenState:
         elif name in ("listening", "speech_start"):
             d["face"] = "listening"
         elif name == "heard":
-            d["heard"], d["face"] = record["text"], "thinking"
+            self._heard, d["face"] = record["text"], "thinking"
+        elif name == "blocked":
+            if record["stage"] != "input":
+                return None
+            self._heard = record["masked"]
         elif name == "turn_start":
-            d["face"] = "thinking"
-            if not d["heard"]:
-                d["heard"] = record["text"]  # typed in --text mode
+            d["face"], d["heard"] = "thinking", self._heard or record["text"]
+            self._heard = ""
         elif name == "speak_start":
             d["previous"] = d["sentence"] if d["sentence"] != record["text"] else d["previous"]
             d["sentence"], d["word"], d["face"] = record["text"], -1, "speaking"
@@ -49,7 +55,7 @@ class ScreenState:
             if not record.get("hint"):
                 d["question"] = ""
         elif name == "choice":
-            d["choices"] = []
+            d["question"] = ""
         elif name == "error":
             d["face"] = "idle"
         return self.message()

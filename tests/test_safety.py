@@ -156,8 +156,8 @@ def test_a_child_speaking_of_self_harm_hears_care_not_a_story(language):
 def test_personal_information_is_taken_out_before_the_model_sees_it():
     teller = Storyteller(ScriptedBackend([["A dragon story."]]), "Early Elementary", "en", 1500, 30, guard=SafetyGuard("Early Elementary", "en"))
     items = list(teller.stream("My name is Emma Stone and I live at 12 Oak Street. Tell me a dragon story"))
-    assert isinstance(items[0], TurnPlan) and items[0].redirected
-    assert isinstance(items[1], Blocked) and items[1].category == "personal_info"
+    assert isinstance(items[0], Blocked) and items[0].category == "personal_info"
+    assert isinstance(items[1], TurnPlan) and not items[1].redirected  # the request goes on
     said = [i.text for i in items if isinstance(i, Sentence)]
     assert said == [lines.PRIVACY["en"], "A dragon story."]
     prompt = json.dumps(teller.backend.prompts[0])
@@ -231,7 +231,7 @@ def test_held_out_table():
                 out.append(text)
         return out
 
-    assert len(wrong(h.HELDOUT_UNSAFE_OUTPUTS + h.HELDOUT_UNSAFE_INPUTS, "output")) <= 3  # README: misses
+    assert len(wrong(h.HELDOUT_UNSAFE_OUTPUTS, "output")) <= 2  # README: misses
     assert wrong(h.HELDOUT_SAFE_OUTPUTS, "output") == [] and wrong(h.HELDOUT_SAFE_INPUTS, "input") == []
     assert len(wrong(h.HELDOUT_UNSAFE_INPUTS, "input")) <= 1
 

@@ -30,12 +30,17 @@ def test_state_follows_a_turn():
     s = ScreenState("fr")
     assert json.loads(s.update({"event": "listening"}))["face"] == "listening"
     s.update({"event": "heard", "text": "une histoire de renard"})
+    assert json.loads(s.update({"event": "turn_start", "turn": 1, "text": "une histoire de renard", "mode": "new_story"}))["face"] == "thinking"
     s.update({"event": "speak_start", "text": "Il était une fois un renard."})
     state = json.loads(s.update({"event": "word", "sentence": "Il était une fois un renard.", "index": 2, "word": "une", "start": 0.4, "end": 0.6}))
     assert (state["face"], state["word"], state["heard"]) == ("speaking", 2, "une histoire de renard")
     state = json.loads(s.update({"event": "speak_start", "text": "Il avait faim."}))
     assert (state["previous"], state["sentence"], state["word"]) == ("Il était une fois un renard.", "Il avait faim.", -1)
     assert s.update({"event": "ack", "text": "x"}) is None  # not shown: not sent
+    # What the child said appears only after the safety check, masked where it was unsafe.
+    s.update({"event": "heard", "text": "tell me a gory story"})
+    s.update({"event": "blocked", "turn": 2, "stage": "input", "category": "gore", "rule": "gory", "layer": "rules", "masked": "tell me a [gore] story"})
+    assert json.loads(s.update({"event": "turn_start", "turn": 2, "text": "tell me a gory story", "mode": "new_story"}))["heard"] == "tell me a [gore] story"
 
 
 def test_estimated_words_cover_the_voiced_audio_in_order():
