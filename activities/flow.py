@@ -126,7 +126,7 @@ class Activities:
             return ""
         asks = re.search(ASK_TO_CHOOSE[self.language], normalize(text)) is not None
         if asks or self.choice_next:
-            self.choice_next = self.choices  # with activities.choices, every new story gets one choice
+            self.choice_next = self.choices  # with activities.choices, every story turn gets one choice
             return INSTRUCTION
         return ""
 
@@ -159,15 +159,13 @@ class Activities:
     def reset(self) -> None:
         """End whatever activity is running, without a word (what was answered still counts)."""
         self._finish_quiz()
-        self.choice = None
+        self.choice, self._story_paused = None, False
 
     def stop(self) -> Optional[Step]:
         """The stop word: end whatever activity is running."""
         if not self.waiting:
             return None
-        if self.quiz is not None:
-            self._finish_quiz()
-        self.choice = None
+        self.reset()
         return Step([lines.STOPPED[self.language]])
 
     def after_story(self, story: str, last_sentence: str, ended_at_choice: bool,
