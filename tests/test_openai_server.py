@@ -1,7 +1,7 @@
 """llm.backend: openai against a local HTTP server speaking the OpenAI streaming protocol.
 
 A stand-in for vLLM: it checks the protocol, cancellation, retries, a server dying mid-reply
-and the fallback. The real vLLM server test is issue #8's remaining work (see README).
+and the fallback; tests/test_vllm.py does the same against a real vLLM serving the tiny model.
 """
 
 from __future__ import annotations
