@@ -127,6 +127,8 @@ class Speaker:
                 self.recorder.silence(min(max(0.0, start - self._heard_until), MAX_WAV_GAP_S))
             start = max(start, self._heard_until or start)
         self._heard_until = start + audio.duration
+        if len(audio.samples) == 0:
+            self.bus.emit(SpeakStart(text=text))  # nothing to play, but the sentence still had its turn
         words = audio.words or estimate(text, audio.samples, audio.sample_rate)
         block = max(1, int(audio.sample_rate * BLOCK_S))
         played = next_word = 0

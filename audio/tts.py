@@ -8,6 +8,7 @@ import os
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
@@ -113,21 +114,34 @@ class Pyttsx3Synthesizer:
         with _PYTTSX3_LOCK:
             for name, value in self.properties.items():
                 self.engine.setProperty(name, value)
-            # pyttsx3's eSpeak driver now and then returns from runAndWait without having written
-            # the file (seen on a loaded machine); a second run has always produced it.
-            for attempt in range(2):
+            # pyttsx3's eSpeak driver writes the file from its synthesis callback, and runAndWait
+            # may return just before that (seen on loaded machines): wait for the file, and if
+            # it never comes, synthesize again.
+            for attempt in range(3):
                 self.engine.save_to_file(text, path)
                 self.engine.runAndWait()
+                _wait_for_file(path, timeout=2.0)
                 try:
                     samples, rate = sf.read(path, dtype="float32", always_2d=True)
                     break
                 except Exception as err:  # noqa: BLE001
-                    if attempt:
+                    if attempt == 2:
                         raise SpeechError(f"pyttsx3 produced no audio for {text[:40]!r}: {err}") from err
                 finally:
                     with contextlib.suppress(OSError):
                         os.remove(path)
         return Audio(samples[:, 0].copy(), rate)
+
+
+def _wait_for_file(path: str, timeout: float) -> None:
+    """Until the file exists with audio in it and has stopped growing (or the timeout passes)."""
+    deadline, last = time.monotonic() + timeout, -1
+    while time.monotonic() < deadline:
+        size = os.path.getsize(path) if os.path.exists(path) else -1
+        if size > 44 and size == last:
+            return
+        last = size
+        time.sleep(0.002)
 
 
 def find_piper_voice(name_or_path: str) -> Path:
