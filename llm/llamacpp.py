@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from errors import ModelError
+from llm.chat import fold_system, template_keeps_system
 from llm.gguf_export import ensure_gguf, import_llama_cpp
 from llm.weights import ModelSource, ensure_local
 
@@ -68,7 +69,7 @@ class LlamaCppBackend:
             raise ModelError(f"llama.cpp could not load {path}: {err}. Delete the file to rebuild it.") from err
         self.n_ctx = self.model.n_ctx()
         self.stop_ids = _stop_ids(self.tokenizer, base_dir)
-        self._system_in_template = self._template_keeps_system()
+        self._system_in_template = template_keeps_system(self.tokenizer)
         self._lock = threading.Lock()  # one llama.cpp context: one generation at a time
         self.description = (
             f"{source.label} (llama.cpp, cpu, {llm.quantization}, {self.threads} threads"
@@ -78,22 +79,8 @@ class LlamaCppBackend:
         self.gguf_path = path
         self.last_prompt_reused = 0
 
-    def _template_keeps_system(self) -> bool:
-        """Some chat templates drop the system role; then it is folded into the first user turn."""
-        probe = [{"role": "system", "content": "SYSTEM-PROBE"}, {"role": "user", "content": "hi"}]
-        try:
-            text = self.tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
-        except Exception:  # noqa: BLE001 - templates raise anything on an unknown role
-            return False
-        return "SYSTEM-PROBE" in text
-
     def _prepare(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
-        if self._system_in_template or not messages or messages[0]["role"] != "system":
-            return messages
-        if len(messages) == 1:  # the system prompt alone (prime at start-up): it opens the first user turn
-            return [{"role": "user", "content": messages[0]["content"]}]
-        system, first, rest = messages[0], messages[1], messages[2:]
-        return [{"role": first["role"], "content": system["content"] + "\n\n" + first["content"]}, *rest]
+        return fold_system(messages, self._system_in_template)
 
     def prompt_ids(self, messages: list[dict[str, str]]) -> list[int]:
         ids = self.tokenizer.apply_chat_template(self._prepare(messages), add_generation_prompt=True, return_dict=False)

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from errors import ModelError
+from llm.chat import fold_system, template_keeps_system
 from llm.weights import ModelSource, check_memory, ensure_local
 
 log = logging.getLogger(__name__)
@@ -91,27 +92,15 @@ class LocalBackend:
             raise ModelError(f"could not load the model from {base_dir}: {err}") from err
         self.model = model.eval()
         self.input_device = next(model.parameters()).device
-        self._system_in_template = self._template_keeps_system()
+        self._system_in_template = template_keeps_system(self.tokenizer)
         self.description = (
             f"{source.label} (local, {self.device}, {self.dtype}"
             f"{', adapter merged' if adapter_dir and llm.merge_adapter else ''})"
         )
         self.fine_tuned = source.fine_tuned
 
-    def _template_keeps_system(self) -> bool:
-        """Some chat templates drop the system role; then it is folded into the first user turn."""
-        probe = [{"role": "system", "content": "SYSTEM-PROBE"}, {"role": "user", "content": "hi"}]
-        try:
-            text = self.tokenizer.apply_chat_template(probe, tokenize=False, add_generation_prompt=True)
-        except Exception:  # noqa: BLE001 - templates raise anything on an unknown role
-            return False
-        return "SYSTEM-PROBE" in text
-
     def _prepare(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
-        if self._system_in_template or not messages or messages[0]["role"] != "system":
-            return messages
-        system, first, rest = messages[0], messages[1], messages[2:]
-        return [{"role": first["role"], "content": system["content"] + "\n\n" + first["content"]}, *rest]
+        return fold_system(messages, self._system_in_template)
 
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
         """Prompt length in tokens, exactly as the model will see it."""
