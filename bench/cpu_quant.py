@@ -7,10 +7,13 @@ Every row merges the same random LoRA into the same random-weight base (bench/ll
 Phi-3-mini's shape), feeds the same prompt of --prompt-tokens token ids and decodes --new-tokens
 greedily, ignoring end-of-text. Reported: load time, prefill (prompt in, first token out), time to
 the 15th token (about a child's first sentence), decode seconds per token after the first, and peak
-memory. llama.cpp rows also time a later turn whose prompt shares all but its last --new-turn-tokens
-tokens with what is already in the KV cache, as the backend's prefix reuse gives a conversation. Rows run one after another, each in a fresh process. The GGUF rows build their files with
-the project's converter (llm/gguf_export.py: merge, lossless GGUF, llama.cpp quantizer) into
---work-dir once and time that too. Random weights are a fair stand-in for speed, never for quality.
+memory. llama.cpp rows also time a primed turn, whose prompt shares all but its last
+--new-turn-tokens tokens with what is already in the KV cache (the app reads the system prompt at
+start-up and keeps the conversation), and with --history a turn after the conversation outgrew its
+budget (oldest exchange dropped), with the backend's cache shift and without it. Rows run one after
+another, each in a fresh process. The GGUF rows build their files with the project's converter
+(llm/gguf_export.py: merge, lossless GGUF, llama.cpp quantizer) into --work-dir once and time that
+too. Random weights are a fair stand-in for speed, never for quality.
 """
 
 from __future__ import annotations
@@ -42,8 +45,10 @@ GGUF_ROWS = ("q4_0", "q4_k_m", "q8_0", "f16")
 COLUMNS = [
     ("row", "engine / weights"), ("file_gib", "GiB"), ("build_s", "build s"), ("load_s", "load s"),
     ("prefill_s", "prefill s"), ("first_sentence_s", "15 tok s"), ("decode_s_per_token", "s/token"),
-    ("tokens_per_s", "tok/s"), ("speedup_vs_bf16", "x bf16"), ("cached_turn_prefill_s", "turn2 prefill s"),
-    ("cached_turn_first_sentence_s", "turn2 15 tok s"), ("peak_rss_gib", "RSS GiB"), ("load1", "load1"),
+    ("tokens_per_s", "tok/s"), ("speedup_vs_bf16", "x bf16"), ("primed_prefill_s", "primed prefill s"),
+    ("primed_first_sentence_s", "primed 15 tok s"), ("trimmed_shifted_first_sentence_s", "trimmed+shift 15 tok s"),
+    ("trimmed_reread_first_sentence_s", "trimmed reread 15 tok s"), ("build", "llama.cpp build"),
+    ("peak_rss_gib", "RSS GiB"), ("load1", "load1"),
 ]
 
 
@@ -122,38 +127,79 @@ def row_transformers(spec: dict[str, Any]) -> dict[str, Any]:
     return {"load_s": round(load_s, 1), **timeline(stamps, start)}
 
 
+def llama_build(llama_cpp: Any) -> str:
+    """Which SIMD kernels this llama.cpp build has: "avx2", or "avx512" and its extensions."""
+    info = llama_cpp.llama_print_system_info().decode(errors="replace")
+    on = {f.split("=")[0].strip() for f in info.replace("|", "\n").splitlines() if f.strip().endswith("= 1")}
+    if "AVX512" not in on:
+        return "avx2" if "AVX2" in on else "?"
+    return "+".join(["avx512"] + [x.lower() for x in ("VNNI", "BF16", "VBMI") if f"AVX512_{x}" in on])
+
+
+def time_tokens(model: Any, ids: list[int], n: int, before: Any = None) -> dict[str, Any]:
+    """Prefill and per-token figures for ids (the cache as it is), stopping after n new tokens."""
+    stamps: list[float] = []
+    start = time.perf_counter()
+    if before is not None:
+        before(ids)  # the backend's cache arrangement, timed with the turn
+    for _ in model.generate(ids, temp=0.0, top_k=1, min_p=0.0, repeat_penalty=1.0, reset=True):
+        stamps.append(time.perf_counter())
+        if len(stamps) >= n:
+            break
+    return timeline(stamps, start)
+
+
 def row_llamacpp(spec: dict[str, Any]) -> dict[str, Any]:
+    if spec.get("llama_cpp_path"):
+        sys.path.insert(0, spec["llama_cpp_path"])
     from llm.gguf_export import import_llama_cpp
+    from llm.llamacpp_cache import PromptCache
 
     llama_cpp = import_llama_cpp()
     sw = Stopwatch()
-    model = llama_cpp.Llama(model_path=spec["gguf"], n_ctx=1024, n_threads=spec["threads"],
+    model = llama_cpp.Llama(model_path=spec["gguf"], n_ctx=spec["context"], n_threads=spec["threads"],
                             n_threads_batch=spec["threads"], n_gpu_layers=0, verbose=False)
     load_s = sw()
     for _ in zip(range(2), model.generate(spec["prompt"][:8], temp=0.0, top_k=1)):  # warm-up
         pass
     model.reset()
-    stamps: list[float] = []
-    start = time.perf_counter()
-    for token in model.generate(spec["prompt"], temp=0.0, top_k=1, min_p=0.0, repeat_penalty=1.0, reset=True):
-        stamps.append(time.perf_counter())
-        if len(stamps) >= spec["new_tokens"]:
-            break
-    out = timeline(stamps, start)
-    # A later turn: the system prompt and earlier turns are still in llama.cpp's KV cache (the
-    # backend keeps it between turns), so only the new tail of the prompt is computed.
-    cached = len(spec["prompt"]) - spec["new_turn_tokens"]
-    for _ in zip(range(1), model.generate(spec["prompt"][:cached], temp=0.0, top_k=1)):
+    prompt, new = spec["prompt"], spec["new_turn_tokens"]
+    out = {"load_s": round(load_s, 1), "file_gib": round(Path(spec["gguf"]).stat().st_size / 1024**3, 2),
+           "build": llama_build(llama_cpp), **time_tokens(model, prompt, spec["new_tokens"])}
+    # Primed: all but the last `new` tokens are already in the KV cache, as in the app's first turn
+    # (the system prompt is read at start-up) and every later one (the conversation is kept).
+    model.reset()
+    for _ in zip(range(1), model.generate(prompt[:-new], temp=0.0, top_k=1)):
         pass
-    stamps = []
-    start = time.perf_counter()
-    for token in model.generate(spec["prompt"], temp=0.0, top_k=1, min_p=0.0, repeat_penalty=1.0, reset=True):
-        stamps.append(time.perf_counter())
-        if len(stamps) >= FIRST_SENTENCE_TOKENS:
-            break
-    later = timeline(stamps, start)
-    return {"load_s": round(load_s, 1), "file_gib": round(Path(spec["gguf"]).stat().st_size / 1024**3, 2), **out,
-            "cached_turn_prefill_s": later["prefill_s"], "cached_turn_first_sentence_s": later.get("first_sentence_s")}
+    primed = time_tokens(model, prompt, FIRST_SENTENCE_TOKENS)
+    out.update(primed_prefill_s=primed["prefill_s"], primed_first_sentence_s=primed.get("first_sentence_s"))
+    if spec.get("history"):
+        out.update(trimmed_turn(model, PromptCache(model, llama_cpp), spec))
+    return out
+
+
+def trimmed_turn(model: Any, cache: Any, spec: dict[str, Any]) -> dict[str, Any]:
+    """A turn after the conversation outgrew its budget: the oldest exchange is dropped from the prompt.
+
+    The cache holds system + history (--history tokens); the new prompt drops the --drop tokens
+    after the system prompt and adds the new turn. Timed with the backend's shift
+    (llm/llamacpp_cache.py) and, for comparison, with the common prefix alone (the rest read again).
+    """
+    import random
+
+    rng = random.Random(1)
+    system, n, drop, new = spec["system_tokens"], spec["history"], spec["drop"], spec["new_turn_tokens"]
+    pool = sorted(set(spec["prompt"]))
+    full = [rng.choice(pool) for _ in range(n + new)]
+    trimmed = full[:system] + full[system + drop:]
+    out: dict[str, Any] = {}
+    for label, before in (("shifted", cache.arrange), ("reread", None)):
+        model.reset()
+        for _ in zip(range(1), model.generate(full[:n], temp=0.0, top_k=1)):
+            pass
+        t = time_tokens(model, trimmed, FIRST_SENTENCE_TOKENS, before)
+        out[f"trimmed_{label}_first_sentence_s"] = t.get("first_sentence_s")
+    return out
 
 
 def run_row(spec: dict[str, Any]) -> dict[str, Any]:
@@ -212,7 +258,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prompt-tokens", type=int, default=300)
     p.add_argument("--new-tokens", type=int, default=32)
     p.add_argument("--new-turn-tokens", type=int, default=40,
-                   help="llama.cpp rows: a later turn where only the last N prompt tokens are new (the rest cached)")
+                   help="llama.cpp rows: a primed turn where only the last N prompt tokens are new (the rest cached)")
+    p.add_argument("--history", type=int, default=0,
+                   help="llama.cpp rows: also time a trimmed turn after a conversation of N cached tokens (e.g. 1500)")
+    p.add_argument("--drop", type=int, default=300, help="with --history: tokens of the oldest exchange dropped")
+    p.add_argument("--system-tokens", type=int, default=200, help="with --history: the system prompt before them")
+    p.add_argument("--context", type=int, default=2048, help="llama.cpp context size")
+    p.add_argument("--llama-cpp-path", help="llama.cpp rows: import llama_cpp from this folder (pip install "
+                   "--target DIR), e.g. to compare an AVX2 build with an AVX-512 one")
+    p.add_argument("--label-suffix", default="", help="added to each row's label, e.g. the build compared")
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)))
     p.add_argument("--keep-lossless", action="store_true", help="keep the merged bf16 GGUF for later quantizations")
     p.add_argument("--row", help=argparse.SUPPRESS)  # internal: one row, JSON on stdout
@@ -237,13 +291,17 @@ def main(argv: list[str] | None = None) -> int:
     for name in rows_wanted:
         spec = {"row": name, "label": labels.get(name, f"llama.cpp {name}"), "base": base, "adapter": adapter,
                 "prompt": prompt, "new_tokens": args.new_tokens, "threads": args.threads,
-                "new_turn_tokens": args.new_turn_tokens, **ggufs.get(name, {})}
+                "new_turn_tokens": args.new_turn_tokens, "history": args.history, "drop": args.drop,
+                "system_tokens": args.system_tokens, "context": args.context,
+                "llama_cpp_path": args.llama_cpp_path, **ggufs.get(name, {})}
+        if args.label_suffix:
+            spec["label"] += f" ({args.label_suffix})"
         print(f"running {spec['label']} ...", file=sys.stderr, flush=True)
         row = run_row_process(spec)
         if name in ggufs:
             row["build_s"] = ggufs[name]["build_s"]
         rows.append(row)
-    bf16 = next((r for r in rows if r["row"] == labels["bf16"] and "decode_s_per_token" in r), None)
+    bf16 = next((r for r in rows if r["row"].startswith(labels["bf16"]) and "decode_s_per_token" in r), None)
     for r in rows:
         if bf16 and "decode_s_per_token" in r:
             r["speedup_vs_bf16"] = round(bf16["decode_s_per_token"] / r["decode_s_per_token"], 2)

