@@ -21,13 +21,15 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 # A shift is only trusted when at least this many tokens line up after the dropped span (a chat
 # turn's header alone is 2-3 tokens, so a short match could be a coincidence).
 MIN_SHIFT_MATCH = 8
 # A cache worth saving before it is overwritten: smaller ones cost less to read again than to keep.
 MIN_SNAPSHOT_TOKENS = 64
+# Loading a snapshot copies up to ~0.7 GB: only worth it when it saves reading this many tokens.
+MIN_LOAD_GAIN = 32
 
 
 def common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
@@ -76,10 +78,10 @@ def find_shift(cached: Sequence[int], ids: Sequence[int], min_match: int = MIN_S
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A saved KV cache: the tokens it holds and llama.cpp's bytes for them."""
+    """A saved KV cache: the tokens it holds and llama.cpp's bytes for them (any bytes-like object)."""
 
     tokens: tuple[int, ...]
-    data: bytes
+    data: Any
 
 
 class Snapshots:
@@ -93,21 +95,31 @@ class Snapshots:
         return len(self._items)
 
     def add(self, snap: Snapshot) -> None:
-        """Keep snap (replacing any it extends or that extends it), dropping the oldest over budget."""
+        """Keep snap (unless a longer one of the same conversation is kept), dropping the oldest over budget."""
         if len(snap.data) > self.max_bytes:
+            return
+        if any(_same_line(s.tokens, snap.tokens) and len(s.tokens) >= len(snap.tokens) for s in self._items):
             return
         self._items = [s for s in self._items if not _same_line(s.tokens, snap.tokens)] + [snap]
         while len(self._items) > self.max_items or sum(len(s.data) for s in self._items) > self.max_bytes:
             self._items.pop(0)
 
-    def best(self, ids: Sequence[int]) -> tuple[Optional[Snapshot], int]:
-        """The snapshot sharing the longest prefix with ids, and that length."""
-        found, length = None, 0
+    def clear(self) -> None:
+        self._items.clear()
+
+    def best(self, ids: Sequence[int]) -> tuple[Optional[Snapshot], Optional[Shift], int]:
+        """The snapshot that can hold most of ids (shifted if need be), the shift, and how many tokens."""
+        found, shift, length = None, None, 0
         for snap in self._items:
             n = common_prefix(snap.tokens, ids)
+            moved = find_shift(snap.tokens, ids) if n < len(snap.tokens) else None
+            if moved is not None and moved.reused > n:
+                n = moved.reused
+            else:
+                moved = None
             if n > length:
-                found, length = snap, n
-        return found, length
+                found, shift, length = snap, moved, n
+        return found, shift, length
 
 
 def _same_line(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
@@ -118,7 +130,7 @@ def _same_line(a: tuple[int, ...], b: tuple[int, ...]) -> bool:
 
 @dataclass(frozen=True)
 class Plan:
-    """What to do with the cache before computing a prompt, and how many tokens will be reused."""
+    """What to do with the cache before computing a prompt (save, then load, then shift), and the reuse."""
 
     reused: int
     shift: Optional[Shift] = None
@@ -126,15 +138,17 @@ class Plan:
     load: Optional[Snapshot] = None
 
 
-def plan(cached: Sequence[int], ids: Sequence[int], snapshots: Snapshots) -> Plan:
-    """The cheapest way to hold as much of ids as possible: keep, shift, or load a snapshot."""
+def plan(cached: Sequence[int], ids: Sequence[int], snapshots: Snapshots, save: bool = True) -> Plan:
+    """The cheapest way to hold as much of ids as possible: keep, shift, or load a snapshot (and shift it).
+
+    The current cache is saved first when most of it is about to be overwritten (unless `save` is
+    False: a new child's session, whose predecessor's story is not wanted back).
+    """
     keep = common_prefix(cached, ids)
     shift = find_shift(cached, ids) if keep < len(cached) else None
     here = shift.reused if shift else keep
-    snap, there = snapshots.best(ids)
-    if snap is not None and there > here:
-        # The current cache is about to be overwritten: save it when most of it would be lost.
-        save = len(cached) >= MIN_SNAPSHOT_TOKENS and keep < len(cached) // 2
-        return Plan(there, save_current=save, load=snap)
-    save = len(cached) >= MIN_SNAPSHOT_TOKENS and here < len(cached) // 2 and shift is None
-    return Plan(here, shift=shift, save_current=save)
+    worth_saving = save and len(cached) >= MIN_SNAPSHOT_TOKENS
+    snap, snap_shift, there = snapshots.best(ids)
+    if snap is not None and there >= here + MIN_LOAD_GAIN:
+        return Plan(there, shift=snap_shift, save_current=worth_saving and keep < len(cached) // 2, load=snap)
+    return Plan(here, shift=shift, save_current=worth_saving and shift is None and here < len(cached) // 2)

@@ -30,6 +30,8 @@ CONTEXT_MARGIN = 64
 # Prompt tokens computed per llama.cpp call, so that a cancel is seen between calls (~1-2 s apart
 # for Phi-3-mini on 2 cores); larger chunks compute a little faster.
 PREFILL_CHUNK = 32
+# Primed system prompts kept on disk beside the GGUF (one per age group and language in use, ~0.1 GB each).
+PRIME_FILES = 6
 
 
 def cpu_threads() -> int:
@@ -80,6 +82,7 @@ class LlamaCppBackend:
         self.fine_tuned = source.fine_tuned
         self.gguf_path = path
         self.last_prompt_reused = 0
+        self.primed_from: str | None = None  # the file the system prompt's cache was loaded from, if any
         self.cache = PromptCache(self.model, llama_cpp)
 
     def _prepare(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -100,13 +103,25 @@ class LlamaCppBackend:
     def prime(self, messages: list[dict[str, str]]) -> None:
         """Compute these messages into llama.cpp's KV cache now (e.g. the system prompt at start-up).
 
-        The next prompt that starts with the same tokens only computes the rest: on 2 cores a
-        prompt costs ~60 ms a token, so a primed 150-token system prompt saves ~9 s on the first turn.
+        The next prompt that starts with the same tokens only computes the rest: a 300-token system
+        prompt costs ~10 s on 2 cores (BENCHMARKS.md 3d). The result is also written beside the GGUF
+        file, so the next start-up loads it in a fraction of a second instead of computing it.
         """
         ids = self.prompt_ids(messages)
+        path = self.gguf_path.parent / f"prime-{self.cache.key(ids)}.kv"
         with self._lock:
+            if self.cache.load_file(path, ids):
+                self.primed_from = str(path)
+                return
             self.cache.arrange(ids)
             self._prefill(ids, threading.Event())
+            if self.cache.held() == ids:
+                self.cache.save_file(path, keep=PRIME_FILES)
+
+    def forget(self) -> None:
+        """A new child at the kiosk: the previous conversation's saved caches are dropped."""
+        with self._lock:
+            self.cache.forget()
 
     def _prefill(self, ids: list[int], cancel: threading.Event) -> bool:
         """Compute the prompt into the KV cache a chunk at a time; False when cancel came first.

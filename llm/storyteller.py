@@ -101,6 +101,9 @@ class Storyteller:
     def reset(self) -> None:
         """Forget the conversation (a new child at the kiosk)."""
         self.history.clear()
+        forget = getattr(self.backend, "forget", None)  # a backend that keeps caches of the conversation
+        if forget is not None:
+            forget()
 
     def messages_for(self, child_text: str, mode: Mode, instruction: str = "") -> list[dict[str, str]]:
         """System prompt + as much recent history as fits the token budget + the new turn."""

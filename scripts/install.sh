@@ -44,13 +44,16 @@ llama_cpp_flags() {
 }
 if [ "${INSTALL_LLAMA_CPP:-1}" != 0 ]; then
   flags=$(llama_cpp_flags)
-  want=$([[ $flags == *AVX512=ON* ]] && echo avx512 || echo avx2)
-  have=$(.venv/bin/python -c 'import llama_cpp; i = llama_cpp.llama_print_system_info().decode(); print("avx512" if "AVX512 = 1" in i else "avx2")' 2>/dev/null || echo none)
-  if [ "$have" = none ]; then
-    echo "compiling llama-cpp-python for $want (a few minutes)"
+  # The SIMD features the build must report (llama_print_system_info), e.g. "AVX AVX2 AVX512 ...".
+  want=$(echo "$flags" | grep -o 'GGML_AVX[0-9A-Z_]*=ON' | sed 's/GGML_//; s/=ON//' | LC_ALL=C sort | tr '\n' ' ')
+  have=$(.venv/bin/python -c 'import llama_cpp
+info = llama_cpp.llama_print_system_info().decode().split("|")
+print(" ".join(sorted(f.split("=")[0].strip() for f in info if f.strip().startswith("AVX") and f.strip().endswith("= 1"))), end=" ")' 2>/dev/null || echo none)
+  if ! .venv/bin/pip show -q llama-cpp-python >/dev/null 2>&1; then
+    echo "compiling llama-cpp-python with ${want}(a few minutes)"
     CMAKE_ARGS="$flags" .venv/bin/pip install -q --no-cache-dir llama-cpp-python==0.3.36
   elif [ "$have" != "$want" ]; then
-    echo "recompiling llama-cpp-python for $want (it was built for $have)"
+    echo "recompiling llama-cpp-python with ${want}(it has: $have)"
     CMAKE_ARGS="$flags" .venv/bin/pip install -q --no-cache-dir --force-reinstall --no-deps llama-cpp-python==0.3.36
   fi
 fi

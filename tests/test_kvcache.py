@@ -103,5 +103,38 @@ def test_a_longer_snapshot_of_the_same_conversation_replaces_the_shorter():
     snaps.add(Snapshot(tuple(SYSTEM + turn(1)), b"old"))
     snaps.add(Snapshot(tuple(SYSTEM + turn(1) + turn(2)), b"new"))
     assert len(snaps) == 1
-    found, n = snaps.best(SYSTEM + turn(1) + turn(2) + turn(3))
+    found, _, n = snaps.best(SYSTEM + turn(1) + turn(2) + turn(3))
     assert found.data == b"new" and n == len(SYSTEM + turn(1) + turn(2))
+
+
+def test_a_saved_story_that_outgrew_its_budget_is_loaded_and_shifted():
+    """After an activity, the story's next turn is also the one that drops its oldest exchange."""
+    snaps = Snapshots()
+    story = SYSTEM + turn(1) + turn(2) + turn(3)
+    snaps.add(Snapshot(tuple(story), b"story-cells"))
+    activity = [3000 + i for i in range(80)]
+    trimmed = SYSTEM + turn(2) + turn(3) + turn(4)
+    step = plan(activity, trimmed, snaps)
+    assert step.load is not None and step.shift is not None
+    assert step.shift.dropped == len(turn(1)) and step.reused == len(SYSTEM + turn(2) + turn(3))
+
+
+def test_a_new_child_does_not_save_the_previous_story():
+    story = SYSTEM + turn(1) + turn(2) + turn(3) + turn(4)
+    assert plan(story, SYSTEM + turn(9), Snapshots()).save_current
+    assert not plan(story, SYSTEM + turn(9), Snapshots(), save=False).save_current
+
+
+def test_a_snapshot_is_loaded_only_for_a_real_gain():
+    snaps = Snapshots()
+    snaps.add(Snapshot(tuple(SYSTEM + turn(1)[:5]), b"x"))
+    cached = SYSTEM + [5] * 70
+    step = plan(cached, SYSTEM + turn(1), snaps)  # 5 more tokens from the snapshot: not worth a load
+    assert step.load is None and step.reused == len(SYSTEM)
+
+
+def test_a_shorter_snapshot_does_not_replace_a_longer_one():
+    snaps = Snapshots()
+    snaps.add(Snapshot(tuple(SYSTEM + turn(1) + turn(2)), b"long"))
+    snaps.add(Snapshot(tuple(SYSTEM + turn(1)), b"short"))
+    assert len(snaps) == 1 and snaps.best(SYSTEM + turn(1) + turn(2))[0].data == b"long"

@@ -254,6 +254,28 @@ def test_a_trimmed_conversation_shifts_the_cache_instead_of_reading_it_again(llm
     assert got.split()[:8] == want.split()[:8], (got, want)
 
 
+def test_the_primed_system_prompt_is_kept_on_disk_for_the_next_start(llm):
+    """Start-up reads the system prompt's cache from a file instead of computing it (seconds on a CPU)."""
+    system = {"role": "system", "content": "You tell gentle bedtime stories to small children."}
+    messages = [system, *ask("Tell me a story about the moon.")]
+    first = create_backend(llm)
+    first.prime([system])
+    assert first.primed_from is None  # computed, then written
+    (path,) = [p for p in first.gguf_path.parent.glob("prime-*.kv") if first.cache.key(first.prompt_ids([system])) in p.name]
+    second = create_backend(llm)
+    second.prime([system])
+    assert second.primed_from == str(path)
+    got = reply(second, messages)
+    assert second.last_prompt_reused >= second.count_tokens([system]) - 2
+    assert got == reply(create_backend(llm), messages)  # the loaded cells are the computed ones
+    # A damaged file is not trusted: the prompt is computed again and the file rewritten.
+    path.write_bytes(path.read_bytes()[:100])
+    third = create_backend(llm)
+    third.prime([system])
+    assert third.primed_from is None and reply(third, messages) == got
+    assert path.stat().st_size > 1000
+
+
 def test_gguf_is_built_once_and_cached(llm, backend):
     source = resolve_source(llm)
     before = backend.gguf_path.stat().st_mtime_ns
