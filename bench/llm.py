@@ -159,6 +159,12 @@ class TimedBackend:
         """Delegate to the wrapped backend."""
         return self.inner.count_tokens(messages)
 
+    def forget(self) -> None:
+        """Delegate to the wrapped backend (llama.cpp drops its saved caches for a new child)."""
+        forget = getattr(self.inner, "forget", None)
+        if forget is not None:
+            forget()
+
     def stream(self, messages: list[dict[str, str]], cancel: threading.Event) -> Iterator[str]:
         """The wrapped stream, timestamping every piece (empty ones included: each is a token)."""
         self.times, self.pieces, self.ended = [], [], False
@@ -242,14 +248,15 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
     backend = create_backend(llm)
     load_s = round(sw(), 2)
     rss_after_load = peak_rss_gib()
-    warm_up(backend)
     primed: dict[str, Any] = {}
     if spec.get("prime"):
-        # As main.py does at start-up: the system prompt read into a KV-keeping backend (llama.cpp),
-        # computed on the first start and loaded from its file on later ones.
+        # As main.py does at start-up (and nothing else): the system prompt read into a KV-keeping
+        # backend (llama.cpp), computed on the first start and loaded from its file on later ones.
         sw = Stopwatch()
         Storyteller(backend, story.age_group, story.language, llm.memory_tokens, story.max_sentence_words).warm_up()
         primed = {"prime_s": round(sw(), 2), "prime_from_file": bool(getattr(backend, "primed_from", None))}
+    else:
+        warm_up(backend)
     timed = TimedBackend(backend)
     storyteller = Storyteller(timed, story.age_group, story.language, llm.memory_tokens, story.max_sentence_words)
     result = run_story(storyteller, timed, spec.get("request", REQUEST), llm.max_new_tokens)

@@ -83,6 +83,7 @@ class LlamaCppBackend:
         self.gguf_path = path
         self.last_prompt_reused = 0
         self.primed_from: str | None = None  # the file the system prompt's cache was loaded from, if any
+        self._served = False  # whether a turn has used the cache (then a start-up prime would only cost)
         self.cache = PromptCache(self.model, llama_cpp)
 
     def _prepare(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
@@ -108,8 +109,10 @@ class LlamaCppBackend:
         file, so the next start-up loads it in a fraction of a second instead of computing it.
         """
         ids = self.prompt_ids(messages)
-        path = self.gguf_path.parent / f"prime-{self.cache.key(ids)}.kv"
         with self._lock:
+            if self._served:
+                return  # a turn came first: the cache now holds its conversation, worth more
+            path = self.gguf_path.parent / f"prime-{self.cache.key(ids)}.kv"
             if self.cache.load_file(path, ids):
                 self.primed_from = str(path)
                 return
@@ -161,6 +164,7 @@ class LlamaCppBackend:
         sampling = self.llm.temperature > 0
         with self._lock:
             # generate() reuses the common prefix, minus one token to recompute the last logits.
+            self._served = True
             self.last_prompt_reused = max(0, min(self.cache.arrange(ids), len(ids) - 1))
             if not self._prefill(ids[:-1], cancel):
                 return

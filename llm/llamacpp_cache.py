@@ -36,24 +36,27 @@ class PromptCache:
 
     def key(self, ids: list[int]) -> str:
         """A name for the cache of these tokens that changes with llama.cpp's version and build."""
-        build = f"{getattr(self.lib, '__version__', '?')}|{self.lib.llama_print_system_info()!r}"
+        build = f"{getattr(self.lib, '__version__', '?')}|{self.lib.llama_print_system_info()!r}|{self.model.n_ctx()}"
         digest = hashlib.sha256(build.encode() + struct.pack(f"<{len(ids)}i", *ids))
         return digest.hexdigest()[:20]
 
     def save_file(self, path: Path, keep: int) -> None:
         """Write the cache (e.g. a primed system prompt) to path; keep the `keep` newest such files."""
+        tmp = path.with_suffix(".tmp")
         try:
             held = self.held()
             snap = self._save(held)
-            tmp = path.with_suffix(".tmp")
             with open(tmp, "wb") as f:
                 f.write(FILE_MAGIC + struct.pack(f"<I{len(held)}i", len(held), *held))
                 f.write(snap.data)
+                f.flush()
+                os.fsync(f.fileno())  # a kiosk may lose power: never a whole-looking half file
             os.replace(tmp, path)
             for old in sorted(path.parent.glob("prime-*.kv"), key=lambda p: p.stat().st_mtime)[:-keep]:
                 old.unlink(missing_ok=True)
         except (OSError, RuntimeError, MemoryError) as err:  # the next start-up computes it again
             log.warning("could not keep the primed prompt in %s: %s", path, err)
+            tmp.unlink(missing_ok=True)
 
     def load_file(self, path: Path, ids: list[int]) -> bool:
         """Load a cache written by save_file if it holds exactly these tokens; False when it can't."""
@@ -75,7 +78,10 @@ class PromptCache:
             self.model.reset()
             self.model._ctx.kv_cache_clear()
             return False
-        os.utime(path)  # in use: the newest
+        try:
+            os.utime(path)  # in use: the newest, the last to be pruned
+        except OSError:
+            pass  # a read-only cache folder: loading is what matters
         return True
 
     def forget(self) -> None:

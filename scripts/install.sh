@@ -37,7 +37,12 @@ llama_cpp_flags() {
   if [ "$cpu" = "  " ]; then
     echo "$flags $x86"; return  # no x86 flags to read (another OS or CPU): the portable choice
   fi
-  [[ $cpu == *" avx2 "* && $cpu == *" fma "* && $cpu == *" f16c "* ]] || { echo "$flags"; return; }
+  if ! [[ $cpu == *" avx2 "* && $cpu == *" fma "* && $cpu == *" f16c "* ]]; then
+    # ggml turns these on by default when GGML_NATIVE is off: say no to each, or it would not run.
+    flags="$flags -DGGML_AVX=OFF -DGGML_AVX2=OFF -DGGML_FMA=OFF -DGGML_F16C=OFF -DGGML_BMI2=OFF"
+    [[ $cpu == *" sse4_2 "* ]] || flags="$flags -DGGML_SSE42=OFF"
+    echo "$flags"; return
+  fi
   flags="$flags $x86"
   if [ "${LLAMA_CPP_CPU:-auto}" = auto ] && [[ $cpu == *" avx512f "* && $cpu == *" avx512bw "* && $cpu == *" avx512vl "* ]]; then
     flags="$flags -DGGML_AVX512=ON"
@@ -49,16 +54,16 @@ llama_cpp_flags() {
 }
 if [ "${INSTALL_LLAMA_CPP:-1}" != 0 ]; then
   flags=$(llama_cpp_flags)
-  # The SIMD features the build must report (llama_print_system_info), e.g. "AVX AVX2 AVX512 ...".
-  want=$(echo "$flags" | grep -o 'GGML_AVX[0-9A-Z_]*=ON' | sed 's/GGML_//; s/=ON//' | LC_ALL=C sort | tr '\n' ' ')
+  # The AVX kernels the build must report (llama_print_system_info), e.g. "AVX AVX2 AVX512 ...".
+  want=$(echo "$flags" | { grep -o 'GGML_AVX[0-9A-Z_]*=ON' || true; } | sed 's/GGML_//; s/=ON//' | LC_ALL=C sort | xargs)
   have=$(.venv/bin/python -c 'import llama_cpp
 info = llama_cpp.llama_print_system_info().decode().split("|")
-print(" ".join(sorted(f.split("=")[0].strip() for f in info if f.strip().startswith("AVX") and f.strip().endswith("= 1"))), end=" ")' 2>/dev/null || echo none)
+print(" ".join(sorted(f.split("=")[0].strip() for f in info if f.strip().startswith("AVX") and f.strip().endswith("= 1"))))' 2>/dev/null || echo none)
   if ! .venv/bin/pip show -q llama-cpp-python >/dev/null 2>&1; then
-    echo "compiling llama-cpp-python with ${want}(a few minutes)"
+    echo "compiling llama-cpp-python (kernels: ${want:-plain}; a few minutes)"
     CMAKE_ARGS="$flags" .venv/bin/pip install -q --no-cache-dir llama-cpp-python==0.3.36
-  elif [ "$have" != "$want" ]; then
-    echo "recompiling llama-cpp-python with ${want}(it has: $have)"
+  elif [ "$have" != "$want" ] && grep -q '^flags' /proc/cpuinfo 2>/dev/null; then
+    echo "recompiling llama-cpp-python (kernels: ${want:-plain}; it has: ${have:-plain})"
     CMAKE_ARGS="$flags" .venv/bin/pip install -q --no-cache-dir --force-reinstall --no-deps llama-cpp-python==0.3.36
   fi
 fi
