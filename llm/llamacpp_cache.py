@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import logging
@@ -56,7 +57,8 @@ class PromptCache:
                 old.unlink(missing_ok=True)
         except (OSError, RuntimeError, MemoryError) as err:  # the next start-up computes it again
             log.warning("could not keep the primed prompt in %s: %s", path, err)
-            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                tmp.unlink(missing_ok=True)
 
     def load_file(self, path: Path, ids: list[int]) -> bool:
         """Load a cache written by save_file if it holds exactly these tokens; False when it can't."""
