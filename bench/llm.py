@@ -349,7 +349,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     meta = machine_meta(request=REQUEST, max_new_tokens=args.max_new_tokens, decoding="greedy",
                         first_sentence_proxy=f"time at which {FIRST_SENTENCE_TOKENS} tokens have arrived",
-                        timing="seconds from the request reaching Storyteller.stream, after a one-token warm-up")
+                        timing="seconds from the request reaching Storyteller.stream, after a one-token warm-up "
+                               "(with --prime: after the start-up prime instead)")
     if args.config:
         specs = [{**spec, "prime": args.prime} for spec in config_specs(args)]
     else:
