@@ -78,7 +78,7 @@ def find_shift(cached: Sequence[int], ids: Sequence[int], min_match: int = MIN_S
 
 @dataclass(frozen=True)
 class Snapshot:
-    """A saved KV cache: the tokens it holds and llama.cpp's bytes for them (any bytes-like object)."""
+    """A saved KV cache: the tokens it holds and llama.cpp's bytes for them (a writable memoryview)."""
 
     tokens: tuple[int, ...]
     data: Any

@@ -77,8 +77,7 @@ class PromptCache:
             self._load(Snapshot(tuple(ids), memoryview(raw)[head + 4 * n :]))
         except (RuntimeError, ValueError) as err:
             log.warning("%s could not be loaded (%s); computing the prompt", path, err)
-            self.model.reset()
-            self.model._ctx.kv_cache_clear()
+            self._clear()
             return False
         try:
             os.utime(path)  # in use: the newest, the last to be pruned
@@ -109,8 +108,7 @@ class PromptCache:
         except (RuntimeError, OSError, ValueError, MemoryError) as err:
             # Only a head start is lost: start from an empty cache and read the whole prompt.
             log.warning("the llama.cpp cache could not be reused (%s); reading the prompt again", err)
-            self.model.reset()
-            self.model._ctx.kv_cache_clear()
+            self._clear()
         return common_prefix(self.held(), ids)
 
     def _save(self, held: list[int]) -> Snapshot:
@@ -124,12 +122,15 @@ class PromptCache:
         # A view, not a copy: a full Phi-3-mini context is ~0.7 GB.
         return Snapshot(tuple(held), memoryview(buf).cast("B")[:n])
 
-    def _load(self, snap: Snapshot) -> None:
+    def _clear(self) -> None:
+        """An empty cache: llama-cpp-python's token record and llama.cpp's cells."""
         self.model.reset()
         self.model._ctx.kv_cache_clear()
+
+    def _load(self, snap: Snapshot) -> None:
+        self._clear()
         n = len(snap.data)
-        data = (ctypes.c_uint8 * n).from_buffer(snap.data) if isinstance(snap.data, memoryview) else \
-            (ctypes.c_uint8 * n).from_buffer_copy(snap.data)
+        data = (ctypes.c_uint8 * n).from_buffer(snap.data)  # a writable view (_save, load_file): no copy
         if self.lib.llama_state_seq_set_data(self.model._ctx.ctx, data, n, SEQ) != n:
             raise RuntimeError("llama_state_seq_set_data did not take the saved cache")
         self.model.input_ids[: len(snap.tokens)] = snap.tokens
