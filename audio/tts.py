@@ -8,7 +8,6 @@ import os
 import sys
 import tempfile
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
@@ -18,6 +17,11 @@ import numpy as np
 from errors import SpeechError
 
 _PYTTSX3_LOCK = threading.Lock()
+# Set by eSpeak's thread when the sentence in flight is written out; set at start (none in flight).
+_ESPEAK_FINISHED = threading.Event()
+_ESPEAK_FINISHED.set()
+# eSpeak renders ~50x faster than real time; this only runs out when its thread is stuck or starved.
+ESPEAK_TIMEOUT_S = 20.0
 # Speaking rate the engines are tuned around: eSpeak's natural pace, in words per minute.
 NORMAL_RATE_WPM = 175
 
@@ -78,6 +82,12 @@ class Pyttsx3Synthesizer:
         driver = sys.modules.get("pyttsx3.drivers.espeak")
         if driver is not None:
             driver.print = lambda *args, **kwargs: None
+        # eSpeak runs in retrieval mode, which is asynchronous: runAndWait returns once the
+        # sentence is queued, and eSpeak's own thread writes the file and then says
+        # "finished-utterance". SAPI5 and NSSpeechSynthesizer finish inside runAndWait.
+        self._finished = _ESPEAK_FINISHED if driver is not None else None
+        if driver is not None:
+            self.engine.connect("finished-utterance", lambda **_: _ESPEAK_FINISHED.set())
         # pyttsx3.init() hands every caller the same engine, so each synthesizer re-applies its own
         # voice, rate and volume before speaking, under a lock shared by all of them.
         self.properties = {"rate": rate_wpm, "volume": volume}
@@ -112,36 +122,26 @@ class Pyttsx3Synthesizer:
 
         path = os.path.join(self._dir.name, "sentence.wav")
         with _PYTTSX3_LOCK:
+            # A sentence still in eSpeak's thread would have its buffer reset by the next one
+            # (its file then comes out empty or cut short): never start while one is in flight.
+            if self._finished is not None:
+                if not self._finished.wait(ESPEAK_TIMEOUT_S):
+                    raise SpeechError("eSpeak NG is still busy with an earlier sentence; this one was skipped")
+                self._finished.clear()
             for name, value in self.properties.items():
                 self.engine.setProperty(name, value)
-            # pyttsx3's eSpeak driver writes the file from its synthesis callback, and runAndWait
-            # may return just before that (seen on loaded machines): wait for the file, and if
-            # it never comes, synthesize again.
-            for attempt in range(3):
-                self.engine.save_to_file(text, path)
-                self.engine.runAndWait()
-                _wait_for_file(path, timeout=2.0)
-                try:
-                    samples, rate = sf.read(path, dtype="float32", always_2d=True)
-                    break
-                except Exception as err:  # noqa: BLE001
-                    if attempt == 2:
-                        raise SpeechError(f"pyttsx3 produced no audio for {text[:40]!r}: {err}") from err
-                finally:
-                    with contextlib.suppress(OSError):
-                        os.remove(path)
+            self.engine.save_to_file(text, path)
+            self.engine.runAndWait()
+            if self._finished is not None and not self._finished.wait(ESPEAK_TIMEOUT_S):
+                raise SpeechError(f"eSpeak NG did not finish {text[:40]!r} within {ESPEAK_TIMEOUT_S:.0f} s")
+            try:
+                samples, rate = sf.read(path, dtype="float32", always_2d=True)
+            except Exception as err:  # noqa: BLE001 - soundfile raises its own error types
+                raise SpeechError(f"pyttsx3 produced no audio for {text[:40]!r}: {err}") from err
+            finally:
+                with contextlib.suppress(OSError):
+                    os.remove(path)
         return Audio(samples[:, 0].copy(), rate)
-
-
-def _wait_for_file(path: str, timeout: float) -> None:
-    """Until the file exists with audio in it and has stopped growing (or the timeout passes)."""
-    deadline, last = time.monotonic() + timeout, -1
-    while time.monotonic() < deadline:
-        size = os.path.getsize(path) if os.path.exists(path) else -1
-        if size > 44 and size == last:
-            return
-        last = size
-        time.sleep(0.002)
 
 
 def find_piper_voice(name_or_path: str) -> Path:

@@ -78,6 +78,26 @@ def test_espeak_speaks_a_known_sentence(espeak, capfd):
     assert "Audio saved" not in capfd.readouterr().out  # pyttsx3's chatter stays off our stdout
 
 
+def test_espeak_sentence_is_whole_when_its_thread_is_slow(espeak, monkeypatch):
+    """eSpeak renders on its own thread after runAndWait returns. Starting the next attempt before it
+    finished reset its buffer and gave an empty sentence (seen in CI with six benchmarks sharing two
+    cores): synthesize waits for eSpeak to say it is done, however long that takes."""
+    # Every word event runs on eSpeak's thread: hold it there, as a starved machine would (~3 s).
+    slow = espeak.engine.connect("started-word", lambda **_: time.sleep(0.25))
+    runs = []
+    run_and_wait = espeak.engine.runAndWait
+    monkeypatch.setattr(espeak.engine, "runAndWait", lambda: (runs.append(1), run_and_wait()))
+    try:
+        long = espeak.synthesize(SENTENCE)
+    finally:
+        espeak.engine.disconnect(slow)
+    short = espeak.synthesize("Hello.")
+    assert len(runs) == 2  # one synthesis per sentence, none restarted
+    assert 2.0 < long.duration < 7.0
+    assert 0.2 < short.duration < 1.5
+    assert len(words(SENTENCE) & words(transcribe(long.samples, long.sample_rate))) >= 9
+
+
 def test_espeak_voice_per_language():
     fr = Pyttsx3Synthesizer(language="fr", voice=None, rate_wpm=150, volume=1.0)
     assert fr.properties["voice"].split("/")[-1].startswith("fr")
