@@ -124,9 +124,10 @@ class Pyttsx3Synthesizer:
         with _PYTTSX3_LOCK:
             # A sentence still in eSpeak's thread would have its buffer reset by the next one
             # (its file then comes out empty or cut short): never start while one is in flight.
+            # One that outlived a second timeout (its notification lost to an error in eSpeak's
+            # thread) is given up on, so one stuck sentence cannot silence the rest of the story.
             if self._finished is not None:
-                if not self._finished.wait(ESPEAK_TIMEOUT_S):
-                    raise SpeechError("eSpeak NG is still busy with an earlier sentence; this one was skipped")
+                self._finished.wait(ESPEAK_TIMEOUT_S)
                 self._finished.clear()
             for name, value in self.properties.items():
                 self.engine.setProperty(name, value)

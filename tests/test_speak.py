@@ -101,6 +101,16 @@ def test_espeak_sentence_is_whole_when_its_thread_is_slow(espeak, monkeypatch):
     assert 0.2 < short.duration < 1.5
 
 
+def test_espeak_recovers_when_a_finish_never_came(espeak, monkeypatch):
+    """A sentence whose end was never announced (an error in eSpeak's thread) is given up on after the
+    timeout; the story goes on with the next sentence."""
+    import audio.tts
+
+    monkeypatch.setattr(audio.tts, "ESPEAK_TIMEOUT_S", 0.2)
+    audio.tts._ESPEAK_FINISHED.clear()  # as if a sentence were still in flight and never finished
+    assert espeak.synthesize("Hello.").duration > 0.2
+
+
 def test_espeak_voice_per_language():
     fr = Pyttsx3Synthesizer(language="fr", voice=None, rate_wpm=150, volume=1.0)
     assert fr.properties["voice"].split("/")[-1].startswith("fr")
