@@ -76,6 +76,12 @@ def find_shift(cached: Sequence[int], ids: Sequence[int], min_match: int = MIN_S
     return best
 
 
+def reach(cached: Sequence[int], ids: Sequence[int]) -> tuple[int, Optional[Shift]]:
+    """How many tokens of ids this cache can hold (its common prefix, or more after a shift), and the shift."""
+    shift = find_shift(cached, ids)
+    return (shift.reused, shift) if shift else (common_prefix(cached, ids), None)
+
+
 @dataclass(frozen=True)
 class Snapshot:
     """A saved KV cache: the tokens it holds and llama.cpp's bytes for them (a writable memoryview)."""
@@ -111,12 +117,7 @@ class Snapshots:
         """The snapshot that can hold most of ids (shifted if need be), the shift, and how many tokens."""
         found, shift, length = None, None, 0
         for snap in self._items:
-            n = common_prefix(snap.tokens, ids)
-            moved = find_shift(snap.tokens, ids) if n < len(snap.tokens) else None
-            if moved is not None and moved.reused > n:
-                n = moved.reused
-            else:
-                moved = None
+            n, moved = reach(snap.tokens, ids)
             if n > length:
                 found, shift, length = snap, moved, n
         return found, shift, length
@@ -145,8 +146,7 @@ def plan(cached: Sequence[int], ids: Sequence[int], snapshots: Snapshots, save: 
     False: a new child's session, whose predecessor's story is not wanted back).
     """
     keep = common_prefix(cached, ids)
-    shift = find_shift(cached, ids) if keep < len(cached) else None
-    here = shift.reused if shift else keep
+    here, shift = reach(cached, ids)
     worth_saving = save and len(cached) >= MIN_SNAPSHOT_TOKENS
     snap, snap_shift, there = snapshots.best(ids)
     if snap is not None and there >= here + MIN_LOAD_GAIN:
