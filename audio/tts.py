@@ -79,14 +79,14 @@ class Pyttsx3Synthesizer:
             ) from err
         # The eSpeak driver prints "Audio saved to ..." for every file. Silence that one module's
         # print: redirect_stdout would swap sys.stdout for the whole process and swallow the story.
-        driver = sys.modules.get("pyttsx3.drivers.espeak")
-        if driver is not None:
-            driver.print = lambda *args, **kwargs: None
         # eSpeak runs in retrieval mode, which is asynchronous: runAndWait returns once the
         # sentence is queued, and eSpeak's own thread writes the file and then says
         # "finished-utterance". SAPI5 and NSSpeechSynthesizer finish inside runAndWait.
-        self._finished = _ESPEAK_FINISHED if driver is not None else None
+        self._finished: Optional[threading.Event] = None
+        driver = sys.modules.get("pyttsx3.drivers.espeak")
         if driver is not None:
+            driver.print = lambda *args, **kwargs: None
+            self._finished = _ESPEAK_FINISHED
             self.engine.connect("finished-utterance", lambda **_: _ESPEAK_FINISHED.set())
         # pyttsx3.init() hands every caller the same engine, so each synthesizer re-applies its own
         # voice, rate and volume before speaking, under a lock shared by all of them.
