@@ -8,6 +8,8 @@ import os
 import sys
 import tempfile
 import threading
+import time
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
@@ -17,9 +19,6 @@ import numpy as np
 from errors import SpeechError
 
 _PYTTSX3_LOCK = threading.Lock()
-# Set by eSpeak's thread when the sentence in flight is written out; set at start (none in flight).
-_ESPEAK_FINISHED = threading.Event()
-_ESPEAK_FINISHED.set()
 # eSpeak renders ~50x faster than real time; this only runs out when its thread is stuck or starved.
 ESPEAK_TIMEOUT_S = 20.0
 # Speaking rate the engines are tuned around: eSpeak's natural pace, in words per minute.
@@ -61,6 +60,68 @@ class Synthesizer(Protocol):
         ...
 
 
+class EspeakTurn:
+    """The one sentence eSpeak NG renders at a time, as its end notifications and its own thread tell it.
+
+    pyttsx3 runs eSpeak in retrieval mode, which is asynchronous: runAndWait can return while eSpeak's
+    thread still renders the sentence and writes the file; that thread stays busy a moment after it
+    says "finished-utterance", and while it applies a rate or volume just set. A sentence started
+    in such a moment is cancelled by pyttsx3's driver (it sees eSpeak playing); if eSpeak had not
+    begun it there is no file, only a finished-utterance with completed=False. Measured on an idle
+    2-core machine: 8-19 of 100 back-to-back sentences were cancelled so and survived only because
+    eSpeak had already finished them; on CI's loaded machine a story's first sentence was lost.
+    """
+
+    def __init__(self) -> None:
+        self._ended = threading.Event()
+        self._ended.set()  # nothing in flight at start
+        self._written = False
+        self._is_playing: Callable[[], int] = lambda: 0
+        self._engines: "weakref.WeakSet[Any]" = weakref.WeakSet()
+
+    def attach(self, engine: Any, is_playing: Callable[[], int]) -> "EspeakTurn":
+        """Follow a pyttsx3 engine's finished-utterance (once per engine), and eSpeak's `espeak_IsPlaying`."""
+        self._is_playing = is_playing
+        if engine is not None and engine not in self._engines:
+            engine.connect("finished-utterance", self.on_finished)
+            self._engines.add(engine)
+        return self
+
+    def on_finished(self, completed: bool = True, **_: Any) -> None:
+        """pyttsx3's finished-utterance; completed=False when its driver cancelled the sentence."""
+        self._written = self._written or bool(completed)
+        self._ended.set()
+
+    def begin(self, timeout: float) -> None:
+        """Wait until eSpeak is idle, then mark a new sentence in flight.
+
+        One whose end never came (lost to an error in eSpeak's thread) is given up on after the
+        timeout, so one stuck sentence cannot silence the rest of the story.
+        """
+        self._wait_idle(timeout)
+        self._written = False
+        self._ended.clear()
+
+    def end(self, timeout: float) -> Optional[bool]:
+        """Wait for the sentence's end and for eSpeak's thread to let go: was its file written?
+
+        None when no end came within the timeout.
+        """
+        if not self._ended.wait(timeout):
+            return None
+        self._wait_idle(timeout)  # a cancelled sentence may still have been written: its end comes later
+        return self._written
+
+    def _wait_idle(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        self._ended.wait(timeout)
+        while self._is_playing() and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+
+_ESPEAK_TURN = EspeakTurn()
+
+
 class Pyttsx3Synthesizer:
     """pyttsx3 (SAPI5 / NSSpeechSynthesizer / eSpeak NG), rendered to a file instead of its own player.
 
@@ -79,15 +140,13 @@ class Pyttsx3Synthesizer:
             ) from err
         # The eSpeak driver prints "Audio saved to ..." for every file. Silence that one module's
         # print: redirect_stdout would swap sys.stdout for the whole process and swallow the story.
-        # eSpeak runs in retrieval mode, which is asynchronous: runAndWait returns once the
-        # sentence is queued, and eSpeak's own thread writes the file and then says
-        # "finished-utterance". SAPI5 and NSSpeechSynthesizer finish inside runAndWait.
-        self._finished: Optional[threading.Event] = None
+        # eSpeak renders on its own thread (see EspeakTurn); SAPI5 and NSSpeechSynthesizer finish
+        # inside runAndWait and need no turn.
+        self._turn: Optional[EspeakTurn] = None
         driver = sys.modules.get("pyttsx3.drivers.espeak")
         if driver is not None:
             driver.print = lambda *args, **kwargs: None
-            self._finished = _ESPEAK_FINISHED
-            self.engine.connect("finished-utterance", lambda **_: _ESPEAK_FINISHED.set())
+            self._turn = _ESPEAK_TURN.attach(self.engine, driver._espeak.IsPlaying)
         # pyttsx3.init() hands every caller the same engine, so each synthesizer re-applies its own
         # voice, rate and volume before speaking, under a lock shared by all of them.
         self.properties = {"rate": rate_wpm, "volume": volume}
@@ -118,30 +177,39 @@ class Pyttsx3Synthesizer:
 
     def synthesize(self, text: str) -> Audio:
         """Render text to a temporary wav and read it back."""
+        with _PYTTSX3_LOCK:
+            for _ in range(2):
+                audio = self._render(text, os.path.join(self._dir.name, "sentence.wav"))
+                if audio is not None:
+                    return audio
+        raise SpeechError(f"pyttsx3 cancelled {text[:40]!r} twice before eSpeak NG spoke it")
+
+    def _render(self, text: str, path: str) -> Optional[Audio]:
+        """One rendering; None when pyttsx3's driver cancelled it before eSpeak began."""
         import soundfile as sf
 
-        path = os.path.join(self._dir.name, "sentence.wav")
-        with _PYTTSX3_LOCK:
-            # A sentence still in eSpeak's thread would have its buffer reset by the next one
-            # (its file then comes out empty or cut short): never start while one is in flight.
-            # One that outlived a second timeout (its notification lost to an error in eSpeak's
-            # thread) is given up on, so one stuck sentence cannot silence the rest of the story.
-            if self._finished is not None:
-                self._finished.wait(ESPEAK_TIMEOUT_S)
-                self._finished.clear()
-            for name, value in self.properties.items():
-                self.engine.setProperty(name, value)
-            self.engine.save_to_file(text, path)
-            self.engine.runAndWait()
-            if self._finished is not None and not self._finished.wait(ESPEAK_TIMEOUT_S):
+        for name, value in self.properties.items():
+            self.engine.setProperty(name, value)
+        if self._turn is not None:
+            # eSpeak applies rate and volume on its own thread too: they also must be done with.
+            self._turn.begin(ESPEAK_TIMEOUT_S)
+        with contextlib.suppress(OSError):
+            os.remove(path)
+        self.engine.save_to_file(text, path)
+        self.engine.runAndWait()
+        if self._turn is not None:
+            written = self._turn.end(ESPEAK_TIMEOUT_S)
+            if written is None:
                 raise SpeechError(f"eSpeak NG did not finish {text[:40]!r} within {ESPEAK_TIMEOUT_S:.0f} s")
-            try:
-                samples, rate = sf.read(path, dtype="float32", always_2d=True)
-            except Exception as err:  # noqa: BLE001 - soundfile raises its own error types
-                raise SpeechError(f"pyttsx3 produced no audio for {text[:40]!r}: {err}") from err
-            finally:
-                with contextlib.suppress(OSError):
-                    os.remove(path)
+            if not written:
+                return None
+        try:
+            samples, rate = sf.read(path, dtype="float32", always_2d=True)
+        except Exception as err:  # noqa: BLE001 - soundfile raises its own error types
+            raise SpeechError(f"pyttsx3 produced no audio for {text[:40]!r}: {err}") from err
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(path)
         return Audio(samples[:, 0].copy(), rate)
 
 
