@@ -27,3 +27,7 @@ class ListenError(StorytellerAppError):
 
 class MicrophoneError(ListenError):
     """The microphone could not be opened or stopped delivering audio."""
+
+
+class SinkError(StorytellerAppError):
+    """A record of the session (the events file, the wav recording) could not be written."""

@@ -1,14 +1,19 @@
-"""The app's one event bus: typed events in, JSON lines (and later WebSocket, logs) out."""
+"""The app's one event bus: typed events in, records out to subscribers (the JSON-lines file here; wsserver.py serves them)."""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import json
-import queue
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, ClassVar, Optional, TextIO
+from typing import Any, Callable, ClassVar, Optional
+
+from errors import ConfigError, SinkError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -81,6 +86,9 @@ class TurnEnd(Event):
     first_audio_s: Optional[float]
     first_story_audio_s: Optional[float]  # first audio that is the story, not the acknowledgement
     total_s: float
+    # Of `sentences`, how many were played whole (the rest were cut by stop, lost with the speaker,
+    # or failed in the voice); None without a speaker.
+    sentences_played: Optional[int] = None
 
 
 @dataclass(frozen=True)
@@ -140,11 +148,16 @@ class SpeakEnd(Event):
 
 @dataclass(frozen=True)
 class SpeakStopped(Event):
-    """A sentence was cut short by stop() after played_s seconds."""
+    """A sentence was cut short, or not played at all, after played_s seconds.
+
+    reason: "stop" (stop() cut it: the child said stop, or barged in) or "speaker" (the output
+    device failed or is lost; the sentence was not heard, or only its first played_s seconds).
+    """
 
     name: ClassVar[str] = "speak_stopped"
     text: str
     played_s: float
+    reason: str = "stop"
 
 
 @dataclass(frozen=True)
@@ -204,6 +217,20 @@ class BlockedEvent(Event):
 
 
 @dataclass(frozen=True)
+class Safeguarding(Event):
+    """A child may need a grown-up's help: they told of harm or of wanting to hurt themselves.
+
+    For the teacher; `words` (what the child said) leaves the app only with
+    privacy.keep_transcripts, and then redacted.
+    """
+
+    name: ClassVar[str] = "safeguarding"
+    turn: int
+    concern: str  # "disclosure" (abuse, neglect, bullying) or "self_harm"
+    words: str
+
+
+@dataclass(frozen=True)
 class ErrorEvent(Event):
     """A stage failed; the session goes on."""
 
@@ -214,134 +241,102 @@ class ErrorEvent(Event):
 
 @dataclass
 class EventBus:
-    """Fan out events to subscribers, stamped with seconds since the bus started."""
+    """Fan out events to subscribers, stamped with seconds since the bus started.
+
+    A subscriber that fails (a full disk under the events file, a bug in a display) never takes
+    the session down: its error is logged once while it keeps failing, and the others are told
+    with an `error` event.
+    """
 
     clock: Callable[[], float] = time.monotonic
-    _subscribers: list[Callable[[dict[str, Any]], None]] = field(default_factory=list)
+    _subscribers: list[tuple[str, Callable[[dict[str, Any]], None]]] = field(default_factory=list)
+    _failing: set[int] = field(default_factory=set)  # ids of subscribers whose failure was reported
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._t0 = self.clock()
 
-    def subscribe(self, fn: Callable[[dict[str, Any]], None]) -> None:
-        """Call fn(record) for every event from now on; record is {"event", "t", **fields}."""
+    def subscribe(self, fn: Callable[[dict[str, Any]], None], name: str = "") -> None:
+        """Call fn(record) for every event from now on; record is {"event", "t", **fields}; name is for errors."""
         with self._lock:
-            self._subscribers.append(fn)
+            self._subscribers.append((name or getattr(fn, "__qualname__", "subscriber"), fn))
 
     def emit(self, event: Event) -> dict[str, Any]:
         """Publish an event to every subscriber; returns the record sent."""
-        record = {"event": event.name, "t": round(self.clock() - self._t0, 4), **event.to_dict()}
+        record = self._record(event)
         with self._lock:
             subscribers = list(self._subscribers)
-        for fn in subscribers:
-            fn(record)
+        for name, fn in subscribers:
+            try:
+                fn(record)
+            except Exception as err:  # noqa: BLE001 - one broken subscriber must not silence the kiosk
+                self._failed(name, fn, err, subscribers)
+            else:
+                if id(fn) in self._failing:
+                    self._failing.discard(id(fn))
+                    log.warning("%s: working again", name)
         return record
+
+    def _record(self, event: Event) -> dict[str, Any]:
+        return {"event": event.name, "t": round(self.clock() - self._t0, 4), **event.to_dict()}
+
+    def _failed(self, name: str, failed: Callable, err: Exception, subscribers: list) -> None:
+        if id(failed) in self._failing:
+            return  # already said; it is retried with every event and says when it works again
+        self._failing.add(id(failed))
+        log.warning("%s failed: %s; the session goes on", name, err)
+        record = self._record(ErrorEvent(stage=name, message=str(err)))
+        for _, fn in subscribers:
+            if fn is not failed and id(fn) not in self._failing:
+                try:
+                    fn(record)
+                except Exception:  # noqa: BLE001 - reported when it fails on an event of its own
+                    pass
 
 
 class JsonLinesSink:
-    """Append one JSON object per event to a file, flushed so another program can tail it."""
+    """Append one JSON object per event to a file, written at once so another program can tail it.
+
+    A failed write (a full disk, a removed drive) raises SinkError, and the bus reports it; the
+    lines are kept in memory (up to MAX_PENDING) and written, in order, once the file can be
+    written again, so nothing is lost to a passing fault.
+    """
+
+    MAX_PENDING = 10_000
 
     def __init__(self, path: str, scrub: Optional[Callable[[dict[str, Any]], dict[str, Any]]] = None):
-        self._file: TextIO = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+        self.path = path
+        try:
+            # Unbuffered: each line goes to the OS at once, and a failed write leaves nothing half-buffered.
+            self._file = open(path, "ab", buffering=0)  # noqa: SIM115 - closed in close()
+        except OSError as err:
+            raise ConfigError(f"events.path: cannot write {path} ({err.strerror}); "
+                              "pick a file in a folder that exists and can be written") from err
         self._lock = threading.Lock()
         self._scrub = scrub  # privacy: what may be kept on disk (safety.privacy.scrubber)
+        self._pending: collections.deque[bytes] = collections.deque(maxlen=self.MAX_PENDING)
+        self._torn = False  # a write failed part-way: the next one starts on a fresh line
 
     def __call__(self, record: dict[str, Any]) -> None:
-        line = json.dumps(self._scrub(record) if self._scrub else record, ensure_ascii=False)
+        line = json.dumps(self._scrub(record) if self._scrub else record, ensure_ascii=False) + "\n"
         with self._lock:
-            if not self._file.closed:
-                self._file.write(line + "\n")
-                self._file.flush()
+            if self._file.closed:
+                return
+            self._pending.append(line.encode("utf-8"))
+            while self._pending:
+                data = (b"\n" if self._torn else b"") + self._pending[0]
+                try:
+                    written = self._file.write(data)
+                except OSError as err:
+                    raise SinkError(f"cannot write {self.path} ({err.strerror}); events are kept in memory "
+                                    f"(up to {self.MAX_PENDING}) until it can") from err
+                if written is not None and written < len(data):
+                    self._torn = True  # the rest of the line is written again, after a newline
+                    raise SinkError(f"{self.path} is full; events are kept in memory (up to {self.MAX_PENDING}) until it can be written")
+                self._torn = False
+                self._pending.popleft()
 
     def close(self) -> None:
         """Close the file; later events are dropped."""
         with self._lock:
             self._file.close()
-
-
-class WebSocketSink:
-    """Serve the event stream as JSON text messages to any number of local WebSocket clients.
-
-    Each client gets its own bounded queue, so a slow or stuck client never holds up the app
-    (its oldest events are dropped instead). Optionally the same port serves static pages over
-    plain HTTP (`pages`: path -> (content type, bytes)), greets each new client with `hello()`
-    (a catch-up message), and turns records into messages with `transform` (None: not sent).
-    """
-
-    QUEUE_SIZE = 1000
-
-    def __init__(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 8765,
-        pages: Optional[dict[str, tuple[str, bytes]]] = None,
-        hello: Optional[Callable[[], Optional[str]]] = None,
-        transform: Optional[Callable[[dict[str, Any]], Optional[str]]] = None,
-        setting: str = "events.websocket_port",
-    ):
-        from websockets.sync.server import serve
-
-        self._clients: set = set()
-        self._lock = threading.Lock()
-        self.pages, self.hello = pages or {}, hello
-        self.transform = transform or (lambda record: json.dumps(record, ensure_ascii=False))
-        try:
-            self.server = serve(self._handle, host, port, process_request=self._http if self.pages else None)
-        except OSError as err:
-            from errors import ConfigError
-
-            raise ConfigError(f"cannot serve on {host}:{port} ({err.strerror}); set {setting}") from err
-        self.port = self.server.socket.getsockname()[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, name="websocket-server", daemon=True)
-        self._thread.start()
-
-    def _http(self, connection, request):  # plain GETs get the pages; the WebSocket lives at /ws
-        from websockets.datastructures import Headers
-        from websockets.http11 import Response
-
-        path = request.path.split("?")[0]
-        if path == "/ws":
-            return None
-        if path not in self.pages:
-            return connection.respond(404, "not found\n")
-        ctype, body = self.pages[path]
-        headers = Headers([("Content-Type", ctype), ("Content-Length", str(len(body))), ("Cache-Control", "no-cache")])
-        return Response(200, "OK", headers, body)
-
-    def _handle(self, connection) -> None:  # one thread per client, run by websockets
-        q: queue.Queue = queue.Queue(maxsize=self.QUEUE_SIZE)
-        with self._lock:
-            self._clients.add(q)
-            greeting = self.hello() if self.hello else None
-        try:
-            if greeting:
-                connection.send(greeting)
-            while (message := q.get()) is not None:
-                connection.send(message)
-        except Exception:  # noqa: BLE001 - the client went away
-            pass
-        finally:
-            with self._lock:
-                self._clients.discard(q)
-
-    def __call__(self, record: dict[str, Any]) -> None:
-        with self._lock:
-            # Under the lock, so a client that connects now gets either the greeting with this
-            # record in it, or this record, never neither.
-            message = self.transform(record)
-            clients = list(self._clients)
-        if message is None:
-            return
-        for q in clients:
-            try:
-                q.put_nowait(message)
-            except queue.Full:
-                pass
-
-    def close(self) -> None:
-        """Disconnect clients and stop serving."""
-        with self._lock:
-            for q in self._clients:
-                q.put(None)
-        self.server.shutdown()
-        self._thread.join(timeout=1)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import sys
 import threading
 import warnings
@@ -14,7 +13,9 @@ from typing import TYPE_CHECKING
 
 from errors import ConfigError, StorytellerAppError
 from events import EventBus, JsonLinesSink, SessionStart
+from safety.privacy import no_telemetry
 from settings import AGE_GROUPS, LANGUAGES, Settings, load_settings
+from shutdown import EXIT_CODE, Shutdown
 
 if TYPE_CHECKING:
     from activities.flow import Activities
@@ -61,7 +62,8 @@ def _quiet_libraries() -> None:
     # Harmless notices from peft/transformers that would bury the story on the console.
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*generation flags are not valid.*")
-    for name in ("transformers", "peft", "huggingface_hub", "accelerate"):
+    # websockets logs every connection and refused handshake at INFO: not for a teacher's console.
+    for name in ("transformers", "peft", "huggingface_hub", "accelerate", "websockets"):
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
@@ -119,7 +121,22 @@ def build_guard(settings: Settings) -> "SafetyGuard":
         from safety.classifier import TextClassifier
 
         classifier = TextClassifier(settings.safety.classifier, settings.safety.classifier_threshold)
-    return SafetyGuard(settings.story.age_group, settings.story.language, classifier)
+    return SafetyGuard(settings.story.age_group, settings.story.language, classifier, build_meaning(settings))
+
+
+def build_meaning(settings: Settings):
+    """The safety meaning layer, or None (off, or it cannot load: one warning, the rules still run)."""
+    if not settings.safety.meaning:
+        return None
+    from errors import ModelError
+    from llm.starter import starter_model_dir
+    from safety.semantic import MeaningLayer
+
+    try:
+        return MeaningLayer(model_dir=starter_model_dir())
+    except ModelError as err:
+        log.warning("safety: %s; the word lists alone check the sentences", err)
+        return None
 
 
 def build_activities(settings: Settings, backend: "Backend", guard: "SafetyGuard") -> "Activities":
@@ -158,32 +175,41 @@ def run(args: argparse.Namespace) -> int:
     guard = build_guard(settings)
     if args.check_safety:
         return check_safety(guard, args.check_safety, args.check_safety_input)
+    if settings.speech.output_wav:
+        from audio.devices import WavRecorder
+
+        WavRecorder(settings.speech.output_wav).check()  # a path that cannot be written: exit code 2, before the model loads
     from safety.privacy import remote_warning, scrubber
 
     if settings.llm.backend in ("hf-inference", "openai"):
         where = settings.llm.server_url if settings.llm.backend == "openai" else settings.llm.hf_base_url or "Hugging Face's Inference API"
         log.warning("%s", remote_warning(settings.llm.backend, where))
     bus = EventBus()
-    sinks = []
+    sinks = []  # (name in warnings and error events, sink)
     if settings.events.path:
-        sinks.append(JsonLinesSink(settings.events.path, scrubber(settings.privacy.keep_transcripts, guard.redact)))
+        sinks.append(("events file", JsonLinesSink(settings.events.path, scrubber(settings.privacy.keep_transcripts, guard.redact))))
     if settings.events.websocket:
-        from events import WebSocketSink
+        from wsserver import WebSocketSink
 
-        sinks.append(WebSocketSink(settings.events.websocket_host, settings.events.websocket_port))
-        log.info("events: ws://%s:%d", settings.events.websocket_host, sinks[-1].port)
+        ev = settings.events  # the socket gets what the events file gets: nothing of the child's unless kept, redacted
+        sinks.append(("events socket", WebSocketSink(ev.websocket_host, ev.websocket_port, token=ev.websocket_token,
+                                                     origins=ev.websocket_origins, max_clients=ev.websocket_max_clients,
+                                                     scrub=scrubber(settings.privacy.keep_transcripts, guard.redact))))
+        log.info("events: ws://%s:%d", ev.websocket_host, sinks[-1][1].port)
     if settings.screen.enabled:
         from screen.server import start_screen
 
-        sinks.append(start_screen(settings.screen.host, settings.screen.port, settings.story.language))
-        log.info("screen: http://%s:%d/", settings.screen.host, sinks[-1].port)
-    for sink in sinks:
-        bus.subscribe(sink)
+        sc = settings.screen
+        sinks.append(("screen", start_screen(sc.host, sc.port, settings.story.language, redact=guard.redact, token=sc.token,
+                                             origins=sc.origins, max_clients=sc.max_clients)))
+        log.info("screen: http://%s:%d/", sc.host, sinks[-1][1].port)
+    for name, sink in sinks:
+        bus.subscribe(sink, name=name)
     speaker = None
     try:
         from llm.backends import create_backend
         from llm.storyteller import Storyteller
-        from pipeline import Session
+        from pipeline import RequestLimit, Session
 
         log.info("loading the storyteller model...")
         backend = create_backend(settings.llm)
@@ -193,6 +219,7 @@ def run(args: argparse.Namespace) -> int:
         story = settings.story
         storyteller = Storyteller(backend, story.age_group, story.language, settings.llm.memory_tokens, story.max_sentence_words,
                                   guard=guard, steer_retries=settings.safety.steer_retries)
+        storyteller.check_budget(settings.llm.max_new_tokens, story.max_request_tokens)
         # llama.cpp keeps its KV cache: reading the system prompt now takes seconds off the first turn.
         threading.Thread(target=storyteller.warm_up, name="llm-warm-up", daemon=True).start()
         speaker = build_speaker(settings, args, bus)
@@ -201,10 +228,13 @@ def run(args: argparse.Namespace) -> int:
 
         acknowledger = Acknowledger(story.language) if settings.speech.acknowledge else None
         session = Session(storyteller, bus, show=_print_sentence, speaker=speaker, acknowledger=acknowledger,
-                          activities=build_activities(settings, backend, guard), answer_timeout_s=settings.activities.answer_timeout_s)
+                          activities=build_activities(settings, backend, guard), answer_timeout_s=settings.activities.answer_timeout_s,
+                          request_limit=RequestLimit(story.max_request_chars, story.max_request_tokens))
         if args.text:
             if sys.stdin.isatty():
                 print(f"Ready ({story.age_group}, {story.language}). Type what the child says; Ctrl-D to end.", file=sys.stderr)
+            # Bytes that are not UTF-8 (a pasted file, a broken terminal) become U+FFFD, never a crash.
+            sys.stdin.reconfigure(encoding="utf-8", errors="replace")
             session.run_text(sys.stdin, threading.Event())
         else:
             from audio.listen import create_listener
@@ -225,16 +255,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         if speaker:
             speaker.close()
-        for sink in sinks:
+        for _, sink in sinks:
             sink.close()
 
 
 def _print_sentence(text: str) -> None:
     print(text, flush=True)
-
-
-def _interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -244,18 +270,25 @@ def main(argv: list[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr
     )
     _quiet_libraries()
-    # SIGTERM (a kiosk supervisor stopping us) ends the session like Ctrl-C does.
-    signal.signal(signal.SIGTERM, _interrupt)
-    try:
-        return run(args)
-    except StorytellerAppError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return err.exit_code
-    except KeyboardInterrupt:
-        print("\nGoodbye!", file=sys.stderr)
-        return 130
+    no_telemetry()
+    # SIGTERM (a kiosk supervisor stopping us) ends the session like Ctrl-C does, within 2 s.
+    with Shutdown():
+        try:
+            return run(args)
+        except StorytellerAppError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return err.exit_code
+        except KeyboardInterrupt:
+            print("\nGoodbye!", file=sys.stderr)
+            return EXIT_CODE
 
 
 if __name__ == "__main__":
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    sys.exit(main())
+    code = main()
+    if code == EXIT_CODE:
+        # Stopped by a signal with everything closed: skip the seconds Python takes to tear torch down.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

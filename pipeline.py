@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import logging
+import queue
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Optional, Protocol
 
 from acknowledge import Acknowledger
-from events import Acknowledged, BlockedEvent, ErrorEvent, EventBus, SentenceReady, TurnEnd, TurnStart
+from events import Acknowledged, BlockedEvent, ErrorEvent, EventBus, Safeguarding, SentenceReady, TurnEnd, TurnStart
 from errors import MicrophoneError, StorytellerAppError
 from llm.prompts import Mode
 from llm.storyteller import Blocked, FirstToken, ReplyDone, Sentence, Storyteller, TurnPlan
@@ -28,6 +29,31 @@ SORRY = {
     "fr": "Oups, mon livre d'histoires s'est coincé. Tu peux me redemander ?",
     "de": "Hoppla, mein Geschichtenbuch klemmt. Kannst du mich noch einmal fragen?",
 }
+# What a child said that a teacher should know of (the child hears care, not a story).
+SAFEGUARDING = ("disclosure", "self_harm")
+# What the child hears when a request is longer than the limits (a pasted page, a stuck key).
+TOO_LONG = {
+    "en": "That's a lot of words! Can you tell me in a shorter way?",
+    "fr": "Ça fait beaucoup de mots ! Tu peux me le dire plus court ?",
+    "de": "Das sind aber viele Wörter! Kannst du es mir kürzer sagen?",
+}
+
+
+@dataclass(frozen=True)
+class RequestLimit:
+    """The longest request a turn takes, in characters (checked first: it is free) and in tokens."""
+
+    chars: int = 600
+    tokens: int = 200
+
+    def exceeded(self, text: str, count_tokens: Callable[[list[dict[str, str]]], int]) -> Optional[str]:
+        """Why the request is too long, or None when it fits."""
+        if len(text) > self.chars:
+            return f"{len(text)} characters (story.max_request_chars is {self.chars})"
+        tokens = count_tokens([{"role": "user", "content": text}])
+        if tokens > self.tokens:
+            return f"{tokens} tokens (story.max_request_tokens is {self.tokens})"
+        return None
 
 
 @dataclass
@@ -41,6 +67,7 @@ class _Marks:
     first_audio: Optional[float] = None
     first_story_audio: Optional[float] = None
     ack: Optional[str] = None  # the acknowledgement line said this turn
+    played: list[str] = field(default_factory=list)  # sentences played whole this turn (speak_end)
 
     def mark(self, step: str) -> None:
         """Record the first time a step happens."""
@@ -86,11 +113,14 @@ class Session:
         acknowledger: Optional[Acknowledger] = None,
         activities: Optional["Activities"] = None,
         answer_timeout_s: float = 8.0,
+        request_limit: RequestLimit = RequestLimit(),
     ):
         self.storyteller, self.bus, self.show, self.speaker = storyteller, bus, show, speaker
         self.activities = activities  # questions and choices; None: stories only
         self.answer_timeout_s = answer_timeout_s  # hands-free: silence this long answers a question
         self.acknowledger = acknowledger if speaker else None  # a spoken courtesy: text mode skips it
+        self.request_limit = request_limit
+        self._running: Optional[threading.Event] = None  # --text: the cancel event of the turn being answered
         self.turns = 0
         self._marks: Optional[_Marks] = None
         bus.subscribe(self._on_event)
@@ -108,10 +138,23 @@ class Session:
         before this call, or from the typed line in --text mode.
         """
         cancel = cancel or threading.Event()
+        if is_stop_word(child_text, self.storyteller.language):
+            # "Stop" ends what is going on (the story was stopped by whoever heard the word); it
+            # never starts a story of its own.
+            step = self.activities.stop() if self.activities is not None else None
+            if step is not None:
+                self._activity_turn(step, cancel)
+            return None
+        too_long = self.request_limit.exceeded(child_text, self.storyteller.backend.count_tokens)
+        if too_long:
+            log.info("request too long: %s", too_long)
+            self.bus.emit(ErrorEvent(stage="input", message=f"request too long: {too_long}"))
+            self.say(TOO_LONG.get(self.storyteller.language, TOO_LONG["en"]))
+            self._finish_speech(cancel)
+            return None
         if self.activities is not None:
-            step = self.activities.stop() if is_stop_word(child_text, self.storyteller.language) else None
             try:
-                step = step or self.activities.handle(child_text, cancel)
+                step = self.activities.handle(child_text, cancel)
             except Exception as err:  # noqa: BLE001 - a failed activity ends; the session goes on
                 self.activities.reset()
                 self.fault("activities", err)
@@ -159,6 +202,10 @@ class Session:
                     self.bus.emit(BlockedEvent(turn=turn, stage=item.stage, category=item.category,
                                                rule=item.rule, layer=item.layer, masked=item.masked))
                     log.info("safety: blocked %s (%s)", item.stage, item.category)
+                    if item.stage == "input" and item.category in SAFEGUARDING:
+                        # For the teacher, without the child's words (the sinks keep them only when configured).
+                        log.warning("safeguarding: a child may need a grown-up's help (%s, turn %d)", item.category, turn)
+                        self.bus.emit(Safeguarding(turn=turn, concern=item.category, words=child_text))
                 elif isinstance(item, ReplyDone):
                     tokens = item.tokens
         except Exception as err:  # noqa: BLE001 - a crashed stage must not end the child's session
@@ -170,7 +217,8 @@ class Session:
         self._finish_speech(cancel)
         end = TurnEnd(turn=turn, sentences=len(told), tokens=tokens, cancelled=cancel.is_set(), stt_s=marks.transcript,
                       first_token_s=marks.first_token, first_sentence_s=marks.first_sentence,
-                      first_audio_s=marks.first_audio, first_story_audio_s=marks.first_story_audio, total_s=round(time.monotonic() - marks.t0, 4))
+                      first_audio_s=marks.first_audio, first_story_audio_s=marks.first_story_audio, total_s=round(time.monotonic() - marks.t0, 4),
+                      sentences_played=sum(min(told.count(t), marks.played.count(t)) for t in set(told)) if self.speaker else None)
         self.bus.emit(end)
         log.debug("turn %d: stt %s s, first token %s s, first sentence %s s, first audio %s s (story %s s), total %s s",
                   turn, end.stt_s, end.first_token_s, end.first_sentence_s, end.first_audio_s,
@@ -212,6 +260,8 @@ class Session:
             self._marks.mark("first_audio")
             if record["text"] != self._marks.ack:
                 self._marks.mark("first_story_audio")
+        elif record["event"] == "speak_end" and self._marks is not None:
+            self._marks.played.append(record["text"])  # what the child really heard, for turn_end
 
     def _finish_speech(self, cancel: threading.Event) -> None:
         """A cancelled turn goes silent at once; otherwise the turn ends when its speech does."""
@@ -336,10 +386,44 @@ class Session:
         return next_turn
 
     def run_text(self, lines: Iterable[str], stop: threading.Event) -> None:
-        """The --text loop: one line a turn until the input ends or stop is set."""
-        for line in lines:
-            if stop.is_set():
+        """The --text loop: one line a turn until the input ends or stop is set.
+
+        The lines are read by a thread of this loop's own, so that a stop word typed while a story
+        is told ends it at once, as it does by voice; it cancels the turn of the line before it,
+        whether that turn is running or still waiting its turn (the same for typed and piped input).
+        """
+        lines_in: queue.Queue = queue.Queue()
+        reader = threading.Thread(target=self._read_lines, args=(lines, lines_in, stop), name="text-input", daemon=True)
+        reader.start()
+        while not stop.is_set():
+            try:
+                # Timed: the main thread must come back to Python often enough to see Ctrl-C or SIGTERM.
+                item = lines_in.get(timeout=0.1)
+            except queue.Empty:
+                continue
+            if item is None:
                 break
+            line, cancel = item
             # An empty line is silence: nothing, unless a question waits for an answer.
-            if line.strip() or (self.activities and self.activities.waiting):
-                self.run_turn(line.strip(), stop)
+            if line or (self.activities and self.activities.waiting):
+                self._running = cancel
+                try:
+                    self.run_turn(line, cancel)
+                finally:
+                    self._running = None
+
+    def _read_lines(self, lines: Iterable[str], out: queue.Queue, stop: threading.Event) -> None:
+        previous: Optional[threading.Event] = None
+        try:
+            for raw in lines:
+                if stop.is_set():
+                    break
+                line = raw.strip()
+                if previous is not None and is_stop_word(line, self.storyteller.language):
+                    previous.set()
+                    if self._running is previous and self.speaker:
+                        self.speaker.stop()
+                previous = threading.Event()
+                out.put((line, previous))
+        finally:
+            out.put(None)

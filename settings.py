@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
@@ -12,6 +13,20 @@ from errors import ConfigError
 
 AGE_GROUPS = ("Toddlers", "Preschoolers", "Early Elementary", "Late Elementary", "Preteens")
 LANGUAGES = ("en", "fr", "de")
+
+
+def _check_access(value: Any, field: str) -> Any:
+    """A token long enough to guess at no better than chance, origins written as browsers send them."""
+    if field.endswith("token") and value is not None:
+        if len(value) < 16 or not re.fullmatch(r"[A-Za-z0-9_.~-]+", value):
+            raise ValueError("must be 16 or more characters of A-Z a-z 0-9 _ . ~ - (got a shorter or other one); "
+                             "python -c 'import secrets; print(secrets.token_urlsafe(16))' makes one")
+    if field.endswith("origins"):
+        for origin in value:
+            if not re.fullmatch(r"https?://[^/\s]+", origin):
+                raise ValueError(f"each must be scheme://host[:port] with no path or trailing slash, "
+                                 f"as a browser sends it (got {origin!r})")
+    return value
 
 
 def normalize_age_group(value: str) -> str:
@@ -44,7 +59,8 @@ class LLMSettings(_Section):
     temperature: float = Field(0.7, ge=0.0, le=2.0)
     top_p: float = Field(0.9, gt=0.0, le=1.0)
     repetition_penalty: Optional[float] = Field(None, ge=1.0, le=2.0)
-    seed: Optional[int] = None
+    # llama.cpp and vLLM take an unsigned 32-bit seed; a larger one would fail every turn.
+    seed: Optional[int] = Field(None, ge=0, le=2**32 - 1)
     memory_tokens: int = Field(1500, ge=64)
     hf_model: str = "microsoft/Phi-3-mini-4k-instruct"
     hf_token_env: str = "HF_TOKEN"
@@ -70,6 +86,9 @@ class StorySettings(_Section):
     age_group: str = "Early Elementary"
     language: Literal["en", "fr", "de"] = "en"
     max_sentence_words: int = Field(30, ge=5, le=200)
+    # The longest request a turn takes (a pasted page or a stuck key gets a kind "shorter, please").
+    max_request_chars: int = Field(600, ge=20, le=20000)
+    max_request_tokens: int = Field(200, ge=8, le=4096)
 
     @field_validator("age_group")
     @classmethod
@@ -130,6 +149,15 @@ class EventSettings(_Section):
     websocket: bool = False
     websocket_host: str = "127.0.0.1"
     websocket_port: int = Field(8765, ge=0, le=65535)
+    # Needed in the URL (?token=) by every client; off loopback one is made per run when unset.
+    websocket_token: Optional[str] = None
+    websocket_origins: tuple[str, ...] = ()  # browser pages allowed to connect, e.g. "http://tablet.local:8080"
+    websocket_max_clients: int = Field(8, ge=1, le=256)
+
+    @field_validator("websocket_token", "websocket_origins")
+    @classmethod
+    def _access(cls, value: Any, info: Any) -> Any:
+        return _check_access(value, info.field_name)
 
 
 class ScreenSettings(_Section):
@@ -138,6 +166,14 @@ class ScreenSettings(_Section):
     enabled: bool = False
     host: str = "127.0.0.1"
     port: int = Field(8770, ge=0, le=65535)
+    token: Optional[str] = None  # as events.websocket_token, for the page's /ws (open /?token=...)
+    origins: tuple[str, ...] = ()  # other pages allowed to read the state, besides the screen's own
+    max_clients: int = Field(8, ge=1, le=256)
+
+    @field_validator("token", "origins")
+    @classmethod
+    def _access(cls, value: Any, info: Any) -> Any:
+        return _check_access(value, info.field_name)
 
 
 class ActivitySettings(_Section):
@@ -155,6 +191,7 @@ class SafetySettings(_Section):
 
     classifier: Optional[str] = None
     classifier_threshold: float = Field(0.5, gt=0.0, lt=1.0)
+    meaning: bool = False
     steer_retries: int = Field(1, ge=0, le=3)
 
 

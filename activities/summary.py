@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
 from events import ChoiceMade
+
+log = logging.getLogger(__name__)
 
 
 class Summary:
@@ -18,6 +21,7 @@ class Summary:
         self.path = Path(path)
         self.redact = redact  # model text may repeat what a child said: personal information is taken out
         self._lock = threading.Lock()
+        self._failing = False  # the last write failed (said once)
         self.data = {"started": datetime.now().isoformat(timespec="seconds"), "age_group": age_group, "language": language,
                      "stories": 0, "questions_asked": 0, "answered_right": 0, "questions": [], "choices": []}
         self._write()
@@ -45,12 +49,27 @@ class Summary:
             self._write()
 
     def _write(self) -> None:
+        """Rewrite the file; a failed write (a full disk) is one warning, and the next change writes it all."""
         self.data["updated"] = datetime.now().isoformat(timespec="seconds")
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        if self.path.suffix.lower() == ".md":
-            self.path.write_text(self._markdown(), encoding="utf-8")
-        else:
-            self.path.write_text(json.dumps(self.data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        text = self._markdown() if self.path.suffix.lower() == ".md" else json.dumps(self.data, indent=2, ensure_ascii=False) + "\n"
+        tmp = self.path.with_name(self.path.name + ".tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Written beside it and renamed over it: a full disk never leaves half a summary.
+            tmp.write_text(text, encoding="utf-8")
+            tmp.replace(self.path)
+        except OSError as err:
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass
+            if not self._failing:
+                log.warning("teacher's summary: cannot write %s (%s); kept in memory until it can", self.path, err.strerror)
+            self._failing = True
+            return
+        if self._failing:
+            log.warning("teacher's summary: written again to %s", self.path)
+        self._failing = False
 
     def _markdown(self) -> str:
         d = self.data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import math
+import os
 from dataclasses import dataclass
 from enum import Enum
 from typing import Optional
@@ -21,6 +22,9 @@ class SileroScorer:
     """Speech probability of each 32 ms frame, by the Silero VAD model that ships in the silero-vad package."""
 
     def __init__(self) -> None:
+        # onnxruntime reads this once, at import: without it every session queues a telemetry event
+        # on disk (main.py switches every library off; this covers the benchmarks and other callers).
+        os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
         try:
             import torch
             from silero_vad import load_silero_vad

@@ -150,6 +150,7 @@ class TimedBackend:
     def __init__(self, inner: Any):
         self.inner = inner
         self.description, self.fine_tuned = inner.description, inner.fine_tuned
+        self.context_tokens = inner.context_tokens
         self.times: list[float] = []
         self.pieces: list[str] = []
         self.ended = False  # the model's stream is over: a sentence now is the splitter's flush

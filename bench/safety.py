@@ -1,12 +1,13 @@
-"""Safety rule layer: blocked rate on real children's stories per age group, and misses on the test tables.
+"""Child safety by layer, language, category and age group, on held-out sentences and on real children's stories.
 
-    python bench/safety.py [--corpus ../shared/corpus] [--json out.json]
+    python bench/safety.py [--heldout bench/data/safety_heldout.tsv] [--corpus ../shared/corpus] [--json out.json]
 
-The corpus (Aesop, Grimm, Andersen, Kipling, Barrie, TinyStories, Perrault, the 1857 Grimm;
-sources in its SOURCES file) is ordinary story text written by nobody here: every sentence it
-blocks is a false positive by the measure of the issue, though some are classic peril the policy
-keeps from young children on purpose. The tables give the miss rate: tests/safety_cases.py was
-written beside the rules; tests/safety_heldout.py by someone who never saw the word lists.
+The held-out set (bench/data/safety_heldout.tsv) was written by someone who saw neither the word
+lists nor the meaning layer's training corpus (safety/data/), and nothing was tuned on it; any
+other file in the same format (a school's own set) can be given with --heldout. Two layers are
+compared: the word lists alone (the baseline) and the word lists with the meaning layer. The
+corpus (Aesop, Grimm, Andersen, ...; ../shared/corpus) is ordinary story text: every sentence it
+blocks at Early Elementary is a false positive by the measure of the issue.
 """
 
 from __future__ import annotations
@@ -14,73 +15,154 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.common import ROOT, add_json_arg, finish_meta, machine_meta, print_table, write_json  # noqa: E402
+from safety.corpus import INPUT_ONLY, Row, read_tsv  # noqa: E402
 from safety.guard import AGE_POLICY, SafetyGuard  # noqa: E402
-from tests import safety_cases, safety_heldout  # noqa: E402
 
+DEFAULT_HELDOUT = ROOT / "bench" / "data" / "safety_heldout.tsv"
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus"
+EE = "Early Elementary"
 
 
-def corpus_rows(corpus: Path) -> list[dict]:
-    """Blocked share of the corpus sentences per language and age group, with the categories."""
+class Remembered:
+    """The meaning layer with each sentence read once (the bench asks about it at every age group), timed."""
+
+    def __init__(self, layer):
+        self.layer, self.thresholds = layer, layer.thresholds
+        self.cache: dict[str, object] = {}
+        self.times: list[float] = []
+
+    def read(self, text: str):
+        if text not in self.cache:
+            t0 = time.perf_counter()
+            self.cache[text] = self.layer.read(text)
+            self.times.append(time.perf_counter() - t0)
+        return self.cache[text]
+
+
+def guards(meaning) -> dict[str, callable]:
+    """Layer name -> a SafetyGuard factory for (age group, language)."""
+    out = {"rules": lambda age, lang: SafetyGuard(age, lang)}
+    if meaning is not None:
+        out["rules+meaning"] = lambda age, lang: SafetyGuard(age, lang, meaning=meaning)
+    return out
+
+
+def outcome(guard: SafetyGuard, row: Row) -> tuple[bool, str]:
+    """(blocked, category) for one held-out row, on its side."""
+    verdict = guard.check_input(row.text) if row.side == "input" else guard.check_output(row.text)
+    return (not verdict.ok), verdict.category or ""
+
+
+def heldout_rows(rows: list[Row], meaning) -> tuple[list[dict], list[dict], list[dict]]:
+    """Per language and layer at Early Elementary; per category; per age group."""
+    by_lang, by_category, by_age = [], [], []
+    for layer, make in guards(meaning).items():
+        for lang in ("en", "fr", "de", "all"):
+            subset = [r for r in rows if lang in ("all", r.lang)]
+            stats = defaultdict(lambda: [0, 0])
+            for r in subset:
+                guard = make(EE, r.lang)
+                blocked, category = outcome(guard, r)
+                if r.category == "disclosure":
+                    stats["care"][0] += category == "disclosure"
+                    stats["care"][1] += 1
+                elif r.category == "jailbreak" and r.level == "unsafe":
+                    stats["jailbreak"][0] += blocked
+                    stats["jailbreak"][1] += 1
+                elif r.level == "unsafe":
+                    stats["unsafe"][0] += not blocked
+                    stats["unsafe"][1] += 1
+                elif r.level == "safe":
+                    stats["safe"][0] += blocked
+                    stats["safe"][1] += 1
+                if lang == "all" and r.level == "unsafe" and r.category not in INPUT_ONLY:
+                    stats[f"cat:{r.category}"][0] += not blocked
+                    stats[f"cat:{r.category}"][1] += 1
+            by_lang.append({"layer": layer, "language": lang, "unsafe": stats["unsafe"][1],
+                            "missed_pct": pct(*stats["unsafe"]), "tricky_safe": stats["safe"][1],
+                            "blocked_pct": pct(*stats["safe"]), "care": f"{stats['care'][0]}/{stats['care'][1]}",
+                            "jailbreak_redirected": f"{stats['jailbreak'][0]}/{stats['jailbreak'][1]}"})
+            if lang == "all":
+                for key in sorted(k for k in stats if k.startswith("cat:")):
+                    by_category.append({"layer": layer, "category": key[4:], "unsafe": stats[key][1], "missed_pct": pct(*stats[key])})
+        for age in AGE_POLICY:
+            counts = defaultdict(lambda: [0, 0])
+            for r in rows:
+                if r.side != "output":
+                    continue
+                blocked, _ = outcome(make(age, r.lang), r)
+                counts[r.level][0] += blocked
+                counts[r.level][1] += 1
+            by_age.append({"layer": layer, "age_group": age, "unsafe_blocked_pct": pct(*counts["unsafe"]),
+                           "older_blocked_pct": pct(*counts["older"]), "safe_blocked_pct": pct(*counts["safe"])})
+    return by_lang, by_category, by_age
+
+
+def corpus_rows(corpus: Path, meaning) -> list[dict]:
+    """Blocked share of real children's stories per language, age group and layer."""
     rows = []
-    for language in ("en", "fr", "de"):
-        path = corpus / f"stories_{language}.txt"
+    for lang in ("en", "fr", "de"):
+        path = corpus / f"stories_{lang}.txt"
         if not path.is_file():
             continue
         sentences = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-        for age in AGE_POLICY:
-            guard = SafetyGuard(age, language)
-            t0 = time.perf_counter()
-            verdicts = [guard.check_output(s) for s in sentences]
-            ms = 1000 * (time.perf_counter() - t0) / len(sentences)
-            blocked = Counter(v.category for v in verdicts if not v.ok)
-            rows.append({"language": language, "age_group": age, "sentences": len(sentences),
-                         "blocked": sum(blocked.values()), "blocked_pct": round(100 * sum(blocked.values()) / len(sentences), 2),
-                         "by_category": ", ".join(f"{k} {n}" for k, n in blocked.most_common()), "ms_per_sentence": round(ms, 3)})
+        for layer, make in guards(meaning).items():
+            for age in AGE_POLICY:
+                guard = make(age, lang)
+                blocked = Counter(v.category for v in (guard.check_output(s) for s in sentences) if not v.ok)
+                rows.append({"layer": layer, "language": lang, "age_group": age, "sentences": len(sentences),
+                             "blocked_pct": pct(sum(blocked.values()), len(sentences)),
+                             "by_category": ", ".join(f"{k} {n}" for k, n in blocked.most_common(4))})
     return rows
 
 
-def table_rows() -> list[dict]:
-    """Misses (unsafe let through) and false positives on the test tables, at Early Elementary."""
-    tables = {
-        "cases": (safety_cases.UNSAFE_OUTPUTS, safety_cases.SAFE_OUTPUTS, safety_cases.UNSAFE_INPUTS, safety_cases.SAFE_INPUTS),
-        "held-out": (safety_heldout.HELDOUT_UNSAFE_OUTPUTS, safety_heldout.HELDOUT_SAFE_OUTPUTS,
-                     safety_heldout.HELDOUT_UNSAFE_INPUTS, safety_heldout.HELDOUT_SAFE_INPUTS),
-    }
-    rows = []
-    for table, (unsafe_out, safe_out, unsafe_in, safe_in) in tables.items():
-        for side, unsafe, safe in (("output", unsafe_out, safe_out), ("input", unsafe_in, safe_in)):
-            for language in ("en", "fr", "de"):
-                guard = SafetyGuard("Early Elementary", language)
-                check = guard.check_output if side == "output" else guard.check_input
-                u = [t for lang, t, _ in unsafe if lang == language]
-                s = [t for lang, t, _ in safe if lang == language]
-                rows.append({"table": table, "side": side, "language": language, "unsafe": len(u),
-                             "missed": sum(1 for t in u if check(t).ok), "safe": len(s),
-                             "false_positives": sum(1 for t in s if not check(t).ok)})
-    return rows
+def pct(part: int, whole: int) -> float:
+    return round(100 * part / whole, 1) if whole else 0.0
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--heldout", type=Path, default=DEFAULT_HELDOUT, help="a TSV in the safety corpus format")
     p.add_argument("--corpus", type=Path, default=DEFAULT_CORPUS)
+    p.add_argument("--rules-only", action="store_true", help="the word lists alone (no meaning layer)")
     add_json_arg(p)
     args = p.parse_args()
-    meta = machine_meta(input=f"corpus {args.corpus}, tables tests/safety_cases.py and tests/safety_heldout.py")
-    corpus = corpus_rows(args.corpus)
-    tables = table_rows()
-    print_table(corpus, [("language", "lang"), ("age_group", "age group"), ("sentences", "sentences"), ("blocked", "blocked"),
-                         ("blocked_pct", "blocked %"), ("by_category", "categories"), ("ms_per_sentence", "ms/sentence")])
+    meta = machine_meta(input=f"held-out {args.heldout}, corpus {args.corpus}")
+    meaning = None
+    if not args.rules_only:
+        from llm.starter import starter_model_dir
+        from safety.semantic import MeaningLayer
+
+        meaning = Remembered(MeaningLayer(model_dir=starter_model_dir()))
+    rows = read_tsv(args.heldout)
+    by_lang, by_category, by_age = heldout_rows(rows, meaning)
+    corpus = corpus_rows(args.corpus, meaning)
+    print(f"held-out: {args.heldout} ({len(rows)} sentences), at {EE}")
+    print_table(by_lang, [("layer", "layer"), ("language", "lang"), ("unsafe", "unsafe"), ("missed_pct", "missed %"),
+                          ("tricky_safe", "tricky safe"), ("blocked_pct", "blocked %"), ("care", "disclosures cared for"),
+                          ("jailbreak_redirected", "jailbreaks redirected")])
     print()
-    print_table(tables, [("table", "table"), ("side", "side"), ("language", "lang"), ("unsafe", "unsafe"), ("missed", "missed"),
-                         ("safe", "safe"), ("false_positives", "false positives")])
-    write_json(args.json, finish_meta(meta), corpus + tables)
+    print_table(by_category, [("layer", "layer"), ("category", "category"), ("unsafe", "unsafe"), ("missed_pct", "missed %")])
+    print()
+    print_table(by_age, [("layer", "layer"), ("age_group", "age group"), ("unsafe_blocked_pct", "unsafe blocked %"),
+                         ("older_blocked_pct", "for-older blocked %"), ("safe_blocked_pct", "tricky safe blocked %")])
+    print()
+    print_table(corpus, [("layer", "layer"), ("language", "lang"), ("age_group", "age group"), ("sentences", "sentences"),
+                         ("blocked_pct", "blocked %"), ("by_category", "categories")])
+    timing = {}
+    if meaning is not None and meaning.times:
+        times = sorted(meaning.times)
+        timing = {"meaning_ms_median": round(1000 * times[len(times) // 2], 1),
+                  "meaning_ms_p90": round(1000 * times[int(len(times) * 0.9)], 1), "sentences_timed": len(times)}
+        print(f"\nmeaning layer: {timing['meaning_ms_median']} ms a sentence (median), p90 {timing['meaning_ms_p90']} ms, "
+              f"over {len(times)} sentences")
+    write_json(args.json, finish_meta(meta), by_lang, categories=by_category, ages=by_age, corpus=corpus, timing=timing)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from typing import Any, Callable, Iterator, Protocol
+from typing import Any, Callable, Iterator, Optional, Protocol
 
 from errors import ModelError
 from llm.weights import PHI3_BASE, PHI_ED_ADAPTER, ModelSource, adapter_base
@@ -17,6 +17,7 @@ class Backend(Protocol):
 
     description: str  # shown at start-up, e.g. "Phi-3-mini + Phi-Ed (local, cpu, bfloat16)"
     fine_tuned: bool  # False when the Phi-Ed adapter is not applied
+    context_tokens: Optional[int]  # prompt + reply the model can hold; None when a server decides
 
     def stream(self, messages: list[dict[str, str]], cancel: threading.Event) -> Iterator[str]:
         """Yield text pieces (about one per token) until done or soon after `cancel` is set."""

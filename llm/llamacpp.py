@@ -80,6 +80,7 @@ class LlamaCppBackend:
             f"{', adapter merged' if source.adapter else ''})"
         )
         self.fine_tuned = source.fine_tuned
+        self.context_tokens = self.n_ctx
         self.gguf_path = path
         self.last_prompt_reused = 0
         self.primed_from: str | None = None  # the file the system prompt's cache was loaded from, if any

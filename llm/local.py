@@ -98,6 +98,7 @@ class LocalBackend:
             f"{', adapter merged' if adapter_dir and llm.merge_adapter else ''})"
         )
         self.fine_tuned = source.fine_tuned
+        self.context_tokens = getattr(model.config, "max_position_embeddings", None)
 
     def _prepare(self, messages: list[dict[str, str]]) -> list[dict[str, str]]:
         return fold_system(messages, self._system_in_template)

@@ -31,6 +31,7 @@ class OpenAICompatBackend:
         self.description = f"{llm.server_model} at {llm.server_url} (OpenAI-compatible server)"
         # Served under the LoRA's name (vLLM --lora-modules phi-ed=...), the fine-tune is applied.
         self.fine_tuned = llm.server_model == "phi-ed"
+        self.context_tokens = None  # the server's --max-model-len; it refuses what does not fit
 
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
         """Estimate prompt tokens without the tokenizer: about 4 characters a token in these languages."""
@@ -108,6 +109,7 @@ class FallbackBackend:
         self._lock = threading.Lock()
         self.description = f"{primary.description}, falling back to the local model"
         self.fine_tuned = primary.fine_tuned
+        self.context_tokens = primary.context_tokens
 
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
         """The server's estimate (the same prompt goes to either)."""

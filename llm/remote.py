@@ -16,6 +16,7 @@ class HFInferenceBackend:
     """Stream chat completions from Hugging Face's Inference API (or any endpoint at hf_base_url)."""
 
     fine_tuned = False
+    context_tokens = None  # the hosted service's own limit
 
     def __init__(self, llm: Any, repetition_penalty: float):
         from huggingface_hub import InferenceClient

@@ -10,6 +10,7 @@ from contextlib import closing
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Iterator, Optional, Union
 
+from errors import ConfigError
 from llm.backends import Backend
 from llm.prompts import Mode, detect_mode, system_prompt, user_prompt
 from llm.sentences import SentenceSplitter
@@ -98,6 +99,17 @@ class Storyteller:
         except Exception:  # noqa: BLE001 - only a head start is lost; the first turn reads the prompt itself
             log.debug("warm-up skipped", exc_info=True)
 
+    def check_budget(self, max_new_tokens: int, request_tokens: int) -> None:
+        """Raise ConfigError when llm.memory_tokens cannot hold the system prompt and a request, or the model cannot hold it and the reply."""
+        system = self.backend.count_tokens([{"role": "system", "content": system_prompt(self.age_group, self.language)}])
+        if self.memory_tokens < system + request_tokens:
+            raise ConfigError(f"llm.memory_tokens: {self.memory_tokens} cannot hold the system prompt ({system} tokens) and a "
+                              f"request (story.max_request_tokens {request_tokens}); set it to at least {system + request_tokens}")
+        context = self.backend.context_tokens
+        if context is not None and self.memory_tokens + max_new_tokens > context:
+            raise ConfigError(f"llm.memory_tokens ({self.memory_tokens}) + llm.max_new_tokens ({max_new_tokens}) is more than "
+                              f"the model's context ({context} tokens); lower one of them")
+
     def reset(self) -> None:
         """Forget the conversation (a new child at the kiosk)."""
         self.history.clear()
@@ -167,6 +179,8 @@ class Storyteller:
             return self.guard.redact(child_text), [lines.PRIVACY[self.language]], blocked, True
         if verdict.category == "self_harm":
             return "", [lines.SELF_HARM[self.language]], blocked, False
+        if verdict.category == "disclosure":
+            return "", [lines.CARE[self.language]], blocked, False
         say, request = lines.redirect(self.language, self.rng)
         return request, [say], blocked, True
 

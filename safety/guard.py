@@ -1,14 +1,17 @@
-"""Every sentence checked before a child hears it: the age policy over the rule and classifier layers."""
+"""Every sentence checked before a child hears it: the age policy over the rule, classifier and meaning layers."""
 
 from __future__ import annotations
 
 import logging
 import re
 from dataclasses import dataclass
-from typing import Optional, Protocol
+from typing import TYPE_CHECKING, Optional, Protocol
 
 from safety.lexicon import CATEGORIES
 from safety.rules import Match, normalize, personal_matches, word_matches
+
+if TYPE_CHECKING:
+    from safety.semantic import Reading
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +28,16 @@ AGE_POLICY: dict[str, frozenset[str]] = {
 # A child may ask for a witch or a ghost at any age: the model tells it gently for the age
 # group, and the output check holds the line sentence by sentence.
 INPUT_ALLOWED = frozenset({"peril"})
+# The meaning layer's bar per age group (README, "Policy per age group"): which threshold of the
+# trained layer (safety/data/meaning.npz) applies, and whether content for older children
+# (a battle death told plainly, a spooky ghost) counts as unsafe too.
+MEANING_POLICY: dict[str, tuple[str, bool]] = {
+    "Toddlers": ("toddlers", True),
+    "Preschoolers": ("young", True),
+    "Early Elementary": ("young", True),
+    "Late Elementary": ("old", False),
+    "Preteens": ("preteens", False),
+}
 
 
 @dataclass(frozen=True)
@@ -46,13 +59,23 @@ class Classifier(Protocol):
         ...
 
 
+class Meaning(Protocol):
+    """The meaning layer (safety/semantic.py): what a sentence says, with its trained thresholds."""
+
+    thresholds: dict[str, float]
+
+    def read(self, text: str) -> "Reading": ...
+
+
 class SafetyGuard:
     """Checks what a child says (input) and what the storyteller is about to say (output)."""
 
-    def __init__(self, age_group: str, language: str, classifier: Optional[Classifier] = None):
+    def __init__(self, age_group: str, language: str, classifier: Optional[Classifier] = None,
+                 meaning: Optional[Meaning] = None):
         self.age_group, self.language = age_group, language
         self.blocked = AGE_POLICY[age_group]
         self.classifier = classifier
+        self.meaning = meaning  # None: the rule layer alone
 
     def check_output(self, text: str) -> Verdict:
         """A sentence about to be spoken or shown."""
@@ -63,7 +86,14 @@ class SafetyGuard:
         return self._check(text, self.blocked - INPUT_ALLOWED, spoken_by_child=True)
 
     def _check(self, text: str, blocked: frozenset[str], spoken_by_child: bool) -> Verdict:
-        # Every layer runs: personal information beside something unsafe must not hide it. The
+        # The meaning layer reads the sentence first when a child said it: a child telling of harm
+        # ("he touched me and said it's our secret") must be answered with care even where a word
+        # list would only have redirected the request.
+        reading = self._read(text) if spoken_by_child else None
+        th = self.meaning.thresholds if self.meaning is not None else {}
+        if reading is not None and reading.disclosure >= th["disclosure"] and reading.disclosure >= reading.unsafe:
+            return Verdict(False, "disclosure", f"p={reading.disclosure:.2f}", "meaning", "[disclosure]")
+        # Every rule runs: personal information beside something unsafe must not hide it. The
         # most serious category decides (CATEGORIES order), and every match is masked.
         personal = [m for m in personal_matches(text, self.language, spoken_by_child) if m.category in blocked]
         words = [m for m in word_matches(text, self.language) if m.category in blocked]
@@ -81,7 +111,28 @@ class SafetyGuard:
             if found:
                 label, p = found
                 return Verdict(False, f"classifier:{label}", f"p={p:.2f}", "classifier", f"[{label}]")
+        if reading is None:
+            reading = self._read(text)
+        if reading is None:
+            return Verdict(True, masked=text)
+        if spoken_by_child and reading.jailbreak >= th["jailbreak"]:
+            return Verdict(False, "jailbreak", f"p={reading.jailbreak:.2f}", "meaning", "[jailbreak]")
+        key, older_too = MEANING_POLICY[self.age_group]
+        # A child may ask for what older children hear; the output check holds the line for the age.
+        score = reading.unsafe + (reading.older if older_too and not spoken_by_child else 0.0)
+        if score >= th[key]:
+            return Verdict(False, reading.category, f"p={score:.2f}", "meaning", f"[{reading.category}]")
         return Verdict(True, masked=text)
+
+    def _read(self, text: str) -> Optional["Reading"]:
+        """The meaning layer's reading, or None without one (or when it fails: the rules still decide)."""
+        if self.meaning is None:
+            return None
+        try:
+            return self.meaning.read(text)
+        except Exception:  # noqa: BLE001 - a broken model must not end the story
+            log.exception("safety meaning layer failed; the rule layer alone decided")
+            return None
 
     def redact(self, text: str) -> str:
         """The text with personal information replaced by [address], [phone], [full_name], ..."""

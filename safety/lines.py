@@ -38,6 +38,16 @@ SELF_HARM = {
           "zum Beispiel deiner Lehrerin oder deiner Familie. Ich bin für eine ruhige, gemütliche Geschichte da, wann immer du willst.",
 }
 
+# A child who tells of harm (abuse, neglect, bullying) hears thanks, care and a grown-up to tell
+# today, never a story; the teacher gets a `safeguarding` event.
+CARE = {
+    "en": "Thank you for telling me. That sounds really hard. Please tell a grown-up you trust, like your teacher, today.",
+    "fr": "Merci de me l'avoir dit. Ça a l'air vraiment difficile. S'il te plaît, parles-en aujourd'hui à un adulte "
+          "de confiance, comme ta maîtresse.",
+    "de": "Danke, dass du mir das erzählst. Das klingt wirklich schwer. Bitte erzähl es heute einem Erwachsenen, "
+          "dem du vertraust, zum Beispiel deiner Lehrerin.",
+}
+
 # Personal information is taken out of the request; the child hears why, kindly, and the story goes on.
 PRIVACY = {
     "en": "Let's keep things like names, addresses and phone numbers secret, just for you and your family.",

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, Callable
+import os
+from typing import Any, Callable, MutableMapping, Optional
 
 # Events that carry the child's own words, and the field holding them.
-CHILD_WORDS = {"turn_start": "text", "heard": "text"}
+CHILD_WORDS = {"turn_start": "text", "heard": "text", "safeguarding": "words"}
 NOT_KEPT = "[not kept: privacy.keep_transcripts is false]"
 
 
@@ -31,3 +32,22 @@ def remote_warning(backend: str, where: str) -> str:
     """The start-up warning when the child's words leave the machine."""
     return (f"privacy: llm.backend is {backend}: what the children say (with personal information removed) is sent to "
             f"{where}; use llm.backend: local to keep everything on this machine")
+
+
+# Switches that keep libraries from collecting or sending usage data. onnxruntime (Silero VAD,
+# Piper) otherwise stores a device id and an event per session under
+# ~/.cache/Microsoft/DeveloperTools/.onnxruntime, to be sent once the machine is online; it reads
+# the switch when it is first imported, so it must be set before that.
+NO_TELEMETRY = {
+    "ORT_DISABLE_TELEMETRY": "1",
+    "HF_HUB_DISABLE_TELEMETRY": "1",  # huggingface_hub / transformers: no usage pings on downloads
+    "VLLM_NO_USAGE_STATS": "1",  # a vLLM server started from this environment
+    "DO_NOT_TRACK": "1",  # the common switch other libraries honour
+}
+
+
+def no_telemetry(environ: Optional[MutableMapping[str, str]] = None) -> None:
+    """Switch off every library's telemetry for this process and the processes it starts."""
+    env = os.environ if environ is None else environ
+    for key, value in NO_TELEMETRY.items():
+        env[key] = value

@@ -304,9 +304,11 @@ def main(argv: list[str] | None = None) -> int:
 
     # 2. Base model. Phi3Config's default bos/eos/pad ids (1, 32000) lie outside a 1024 vocab:
     # set all three. eos lists <|end|> first, as Phi-3 does, so generation stops after a turn.
+    # Like Phi-3-mini-128k (131072 positions, trained at 4096), the context (2048) is longer than
+    # the trained one (512, what llama.cpp uses): the app's default prompt budget fits the former.
     cfg = Phi3Config(
         vocab_size=len(tok), hidden_size=192, num_attention_heads=2, num_key_value_heads=2,  # head 96
-        num_hidden_layers=2, intermediate_size=512, max_position_embeddings=512,
+        num_hidden_layers=2, intermediate_size=512, max_position_embeddings=2048,
         original_max_position_embeddings=512, bos_token_id=eot, pad_token_id=eot, eos_token_id=[end, eot],
     )
     model = Phi3ForCausalLM(cfg)

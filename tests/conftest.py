@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from safety.privacy import no_telemetry
+
 ROOT = Path(__file__).resolve().parent.parent
 # Nothing in the tests may reach the Hugging Face hub: fail fast instead of retrying for a minute.
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+no_telemetry()  # nor may they leave usage data behind (the app switches it off the same way)
 
 
 @pytest.fixture(scope="session")
@@ -26,29 +29,36 @@ def tiny(tmp_path_factory) -> Path:
     return out
 
 
-@pytest.fixture(scope="session")
-def pulse():
-    """Real PortAudio devices without hardware: PulseAudio null sinks (kiosk_out speaker, kiosk_mic microphone).
+def _pactl_ok() -> bool:
+    return subprocess.run(["pactl", "info"], capture_output=True).returncode == 0
 
-    What is played to kiosk_out can be recorded from kiosk_out.monitor; what is played into
-    kiosk_mic_feed is heard on the kiosk_mic source.
-    """
-    import shutil
+
+def _wait_until(predicate, seconds: float = 10.0) -> bool:
     import time
 
-    if not shutil.which("pulseaudio"):
-        pytest.skip("PulseAudio is not installed (scripts/install.sh installs it)")
-    started = subprocess.run(["pactl", "info"], capture_output=True).returncode != 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def start_sound_server() -> bool:
+    """PulseAudio with the kiosk's virtual devices, set as defaults; True if a daemon had to be started.
+
+    kiosk_out is the speaker (record it from kiosk_out.monitor); what is played into
+    kiosk_mic_feed is heard on the kiosk_mic source. Safe to call again: what exists is kept.
+    """
+    started = not _pactl_ok()
     if started:
         subprocess.run(
             ["pulseaudio", "-D", "--exit-idle-time=-1", "--disallow-exit", "-n",
              "--load=module-native-protocol-unix", "--load=module-always-sink"],
             check=True, capture_output=True,
         )
-        for _ in range(50):
-            if subprocess.run(["pactl", "info"], capture_output=True).returncode == 0:
-                break
-            time.sleep(0.1)
+        _wait_until(_pactl_ok, 5.0)
+
     def names(kind):
         # Exact names (column 2): "kiosk_mic" is a prefix of "kiosk_mic_feed.monitor", so a
         # substring test would skip creating the microphone on a fresh daemon.
@@ -65,6 +75,29 @@ def pulse():
             subprocess.run(["pactl", "load-module", module, *args.split()], check=True, capture_output=True)
     subprocess.run(["pactl", "set-default-sink", "kiosk_out"], check=True)
     subprocess.run(["pactl", "set-default-source", "kiosk_mic"], check=True)
+    return started
+
+
+def stop_sound_server() -> None:
+    """End the PulseAudio daemon, as a crash or a restart would (`pactl exit` is refused: --disallow-exit)."""
+    subprocess.run(["pulseaudio", "--kill"], capture_output=True)
+    if not _wait_until(lambda: not _pactl_ok(), 10.0):
+        raise RuntimeError("PulseAudio did not stop")
+
+
+@pytest.fixture(scope="session")
+def pulse():
+    """Real PortAudio devices without hardware: PulseAudio null sinks (kiosk_out speaker, kiosk_mic microphone).
+
+    What is played to kiosk_out can be recorded from kiosk_out.monitor; what is played into
+    kiosk_mic_feed is heard on the kiosk_mic source. A test may restart the daemon; it then
+    calls start_sound_server() again, which leaves it as this fixture does.
+    """
+    import shutil
+
+    if not shutil.which("pulseaudio"):
+        pytest.skip("PulseAudio is not installed (scripts/install.sh installs it)")
+    started = start_sound_server()
     yield "pulse"
     if started:
-        subprocess.run(["pactl", "exit"], capture_output=True)
+        stop_sound_server()

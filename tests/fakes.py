@@ -11,6 +11,7 @@ class ScriptedBackend:
 
     description = "scripted test model"
     fine_tuned = False
+    context_tokens = 4096
 
     def __init__(self, replies: list[list[str]] | None = None, words_per_token: float = 1.0):
         self.replies = list(replies or [])

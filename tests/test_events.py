@@ -7,7 +7,8 @@ import pytest
 from websockets.sync.client import connect
 
 from errors import ConfigError
-from events import EventBus, JsonLinesSink, SentenceReady, TurnStart, WebSocketSink
+from events import EventBus, JsonLinesSink, SentenceReady, TurnStart
+from wsserver import WebSocketSink
 
 
 def test_json_lines_have_event_time_and_fields(tmp_path):

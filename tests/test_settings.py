@@ -42,6 +42,10 @@ def test_shipped_config_lists_every_key_with_its_default():
         ("colour: blue\n", "unknown key 'colour'; allowed here: llm, story, speech, listen, audio, events, activities, screen, safety, privacy"),
         ("llm: [1, 2\n", "not valid YAML"),
         ("- a\n- b\n", "top level must be a mapping"),
+        # llama.cpp and vLLM take a 32-bit seed: a larger one used to fail every turn instead.
+        ("llm:\n  seed: 99999999999999999999\n", "llm.seed: Input should be less than or equal to 4294967295"),
+        ("llm:\n  seed: -1\n", "llm.seed: Input should be greater than or equal to 0"),
+        ("story:\n  max_request_chars: 5\n", "story.max_request_chars: Input should be greater than or equal to 20"),
     ],
 )
 def test_bad_config_fails_with_one_line_naming_the_key(tmp_path, yaml_text, expected):

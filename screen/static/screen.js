@@ -41,8 +41,13 @@ function render(s) {
   heard.textContent = s.heard;
 }
 
+// A screen opened from another machine needs the token its URL came with (/?token=...); a
+// browser WebSocket cannot send headers, so it goes on in the query too.
+const TOKEN = new URLSearchParams(location.search).get("token");
+const WS_URL = `ws://${location.host}/ws` + (TOKEN ? `?token=${encodeURIComponent(TOKEN)}` : "");
+
 function connect(delay) {
-  const ws = new WebSocket(`ws://${location.host}/ws`);
+  const ws = new WebSocket(WS_URL);
   const offline = document.getElementById("offline");
   ws.onopen = () => { offline.hidden = true; delay = 500; };
   ws.onmessage = (m) => { const s = JSON.parse(m.data); if (s.type === "state") render(s); };

