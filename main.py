@@ -121,12 +121,35 @@ def build_guard(settings: Settings) -> "SafetyGuard":
         from safety.classifier import TextClassifier
 
         classifier = TextClassifier(settings.safety.classifier, settings.safety.classifier_threshold)
-    return SafetyGuard(settings.story.age_group, settings.story.language, classifier, build_meaning(settings))
+    return SafetyGuard(settings.story.age_group, settings.story.language, classifier, build_meaning(settings),
+                       meaning_on_output=settings.safety.meaning == "all")
+
+
+def build_judge(settings: Settings, backend: "Backend"):
+    """The model's own judgement of each sentence where it is cheap (safety.self_check), or a guard model."""
+    from safety.judge import ModelJudge
+
+    safety, llm = settings.safety, settings.llm
+    if safety.guard_model:
+        if not llm.server_url:
+            raise ConfigError("safety.guard_model needs llm.server_url: the OpenAI-compatible server that serves it")
+        from llm.openai_compat import OpenAICompatBackend
+
+        server = OpenAICompatBackend(llm.model_copy(update={"server_model": safety.guard_model}), 1.0)
+        return ModelJudge(server, settings.story.age_group, guard_model=True)
+    on_gpu = llm.backend == "local" and str(getattr(backend, "device", "cpu")).startswith("cuda")
+    if safety.self_check == "on" and llm.backend == "llamacpp":
+        raise ConfigError("safety.self_check: on needs a model that can answer beside the story "
+                          "(llm.backend openai, or local on a GPU); llama.cpp has one context: set it to auto or off")
+    if safety.self_check == "on" or (safety.self_check == "auto" and (llm.backend == "openai" or on_gpu)):
+        log.info("safety: the storyteller model checks each sentence too (safety.self_check)")
+        return ModelJudge(backend, settings.story.age_group)
+    return None
 
 
 def build_meaning(settings: Settings):
     """The safety meaning layer, or None (off, or it cannot load: one warning, the rules still run)."""
-    if not settings.safety.meaning:
+    if settings.safety.meaning == "off":
         return None
     from errors import ModelError
     from llm.starter import starter_model_dir
@@ -220,6 +243,7 @@ def run(args: argparse.Namespace) -> int:
         storyteller = Storyteller(backend, story.age_group, story.language, settings.llm.memory_tokens, story.max_sentence_words,
                                   guard=guard, steer_retries=settings.safety.steer_retries)
         storyteller.check_budget(settings.llm.max_new_tokens, story.max_request_tokens)
+        guard.judge = build_judge(settings, backend)
         # llama.cpp keeps its KV cache: reading the system prompt now takes seconds off the first turn.
         threading.Thread(target=storyteller.warm_up, name="llm-warm-up", daemon=True).start()
         speaker = build_speaker(settings, args, bus)

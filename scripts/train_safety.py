@@ -60,26 +60,38 @@ def features(rows: list[Row], layers: list[int], model_dir: str, cache: Path) ->
     return {layer: stored[layer][order] for layer in layers}
 
 
-def train(x: np.ndarray, y: np.ndarray, n_classes: int, weight_decay: float = 3e-3, steps: int = 600) -> tuple[np.ndarray, ...]:
-    """Softmax regression with balanced class weights (torch, full batch, Adam); returns mean, scale, w, b."""
+def train(x: np.ndarray, y: np.ndarray, n_classes: int, hidden: int = 256, steps: int = 300) -> dict[str, np.ndarray]:
+    """A two-layer network (dropout, GELU) with balanced class weights, full batch, AdamW; numpy weights out."""
     import torch
 
     torch.manual_seed(0)
     mean, scale = x.mean(0), x.std(0) + 1e-6
-    xt = torch.from_numpy((x - mean) / scale)
+    xt = torch.from_numpy((x - mean) / scale).float()
     yt = torch.from_numpy(y)
     counts = np.bincount(y, minlength=n_classes).astype(np.float32)
     weights = torch.from_numpy(np.where(counts > 0, len(y) / (n_classes * np.maximum(counts, 1)), 0.0).astype(np.float32))
-    w = torch.zeros(x.shape[1], n_classes, requires_grad=True)
-    b = torch.zeros(n_classes, requires_grad=True)
-    opt = torch.optim.Adam([w, b], lr=1e-2)
+    first, second = torch.nn.Linear(x.shape[1], hidden), torch.nn.Linear(hidden, n_classes)
+    # The tanh form of GELU, because that is what safety/semantic.py computes in numpy.
+    net = torch.nn.Sequential(torch.nn.Dropout(0.2), first, torch.nn.GELU(approximate="tanh"), torch.nn.Dropout(0.2), second)
+    opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=0.01)
     loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
     for _ in range(steps):
         opt.zero_grad()
-        loss = loss_fn(xt @ w + b, yt) + weight_decay * (w**2).sum()
-        loss.backward()
+        loss_fn(net(xt), yt).backward()
         opt.step()
-    return mean.astype(np.float32), scale.astype(np.float32), w.detach().numpy(), b.detach().numpy()
+    return {"mean": mean.astype(np.float32), "scale": scale.astype(np.float32),
+            "w1": first.weight.detach().numpy().T.copy(), "b1": first.bias.detach().numpy(),
+            "w2": second.weight.detach().numpy().T.copy(), "b2": second.bias.detach().numpy()}
+
+
+def predict(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
+    """Class probabilities, computed as the app computes them (safety/semantic.py)."""
+    from safety.semantic import MeaningLayer
+
+    layer = MeaningLayer.__new__(MeaningLayer)  # the arithmetic alone: no weights file, no encoder
+    layer.mean, layer.scale = weights["mean"], weights["scale"]
+    layer.w1, layer.b1, layer.w2, layer.b2 = weights["w1"], weights["b1"], weights["w2"], weights["b2"]
+    return layer.probabilities(x)
 
 
 def concern(p: np.ndarray, classes: list[str]) -> dict[str, np.ndarray]:
@@ -110,7 +122,7 @@ def thresholds(rows: list[Row], p: np.ndarray, classes: list[str]) -> dict[str, 
     }
     # Toddlers: stricter than anyone (a lower bar on the same score), Preteens: a little looser.
     out["toddlers"] = max(0.3, out["young"] * 0.75)
-    out["preteens"] = min(0.9, out["old"] + 0.05)
+    out["preteens"] = out["old"] + (1.0 - out["old"]) / 2
     return out
 
 
@@ -131,44 +143,39 @@ def report(name: str, rows: list[Row], p: np.ndarray, classes: list[str], th: di
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--layers", type=int, nargs="+", default=[6, 10, 14, 18, 22])
+    p.add_argument("--layers", type=int, nargs="+", default=[6, 10, 14, 18, 22], help="layers to read and compare")
     p.add_argument("--out", type=Path, default=WEIGHTS)
     p.add_argument("--data", type=Path, default=DATA)
-    p.add_argument("--limit", type=int, default=0, help="use only the first N rows (a quick check of the script)")
     args = p.parse_args()
 
     from llm.starter import cache_dir, starter_model_dir
 
     rows = load_rows(args.data)
-    if args.limit:
-        rows = rows[: args.limit]
     classes = sorted({label_of(r) for r in rows} | {"safe", "older", "disclosure", "jailbreak"})
     y = np.array([classes.index(label_of(r)) for r in rows])
     dev = np.array([is_dev(r.text) for r in rows])
     print(f"{len(rows)} sentences ({(~dev).sum()} train, {dev.sum()} dev), {len(classes)} classes")
     feats = features(rows, args.layers, starter_model_dir(), cache_dir())
     dev_rows = [r for r, d in zip(rows, dev) if d]
+    # Each layer alone, and the middle one beside the deepest (what measured best here).
+    candidates = [[layer] for layer in args.layers]
+    if len(args.layers) > 2:
+        candidates.append([args.layers[len(args.layers) // 2], args.layers[-1]])
     best = None
-    for layer in args.layers:
-        x = feats[layer]
-        mean, scale, w, b = train(x[~dev], y[~dev], len(classes))
-        probs = softmax(((x[dev] - mean) / scale) @ w + b)
+    for layers in candidates:
+        x = np.concatenate([feats[layer] for layer in layers], axis=1)
+        weights = train(x[~dev], y[~dev], len(classes))
+        probs = predict(weights, x[dev])
         th = thresholds(dev_rows, probs, classes)
-        print(f"layer {layer}:")
+        print(f"layers {layers}:")
         score = report("dev", dev_rows, probs, classes, th)
         if best is None or score > best[0]:
-            best = (score, layer, mean, scale, w, b, th)
-    _, layer, mean, scale, w, b, th = best
+            best = (score, layers, weights, th)
+    _, layers, weights, th = best
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(args.out, classes=np.array(classes), w=w.astype(np.float32), b=b.astype(np.float32), mean=mean, scale=scale,
-             layer=np.array(layer), thresholds=np.array(json.dumps(th)))
-    print(f"chose layer {layer}; thresholds {json.dumps({k: round(v, 3) for k, v in th.items()})}; wrote {args.out}")
-
-
-def softmax(logits: np.ndarray) -> np.ndarray:
-    logits = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(logits)
-    return e / e.sum(axis=1, keepdims=True)
+    np.savez(args.out, classes=np.array(classes), layers=np.array(layers), thresholds=np.array(json.dumps(th)),
+             **{k: v.astype(np.float32) for k, v in weights.items()})
+    print(f"chose layers {layers}; thresholds {json.dumps({k: round(v, 3) for k, v in th.items()})}; wrote {args.out}")
 
 
 if __name__ == "__main__":
