@@ -178,9 +178,11 @@ class Pyttsx3Synthesizer:
     def synthesize(self, text: str) -> Audio:
         """Render text to a temporary wav and read it back."""
         with _PYTTSX3_LOCK:
-            for _ in range(2):
+            for attempt in range(2):
                 audio = self._render(text, os.path.join(self._dir.name, "sentence.wav"))
-                if audio is not None:
+                # A file with no samples is a cancel that came after eSpeak opened it (seen once in
+                # CI with a stop left pending in the driver): rendered again, kept only the second time.
+                if audio is not None and (len(audio.samples) or attempt == 1):
                     return audio
         raise SpeechError(f"pyttsx3 cancelled {text[:40]!r} twice before eSpeak NG spoke it")
 
