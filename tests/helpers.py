@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -17,6 +18,14 @@ def run_main(*args: str, stdin: str = "", env: dict | None = None, timeout: floa
         [sys.executable, str(ROOT / "main.py"), *args],
         input=stdin, capture_output=True, text=True, timeout=timeout, cwd=ROOT, env=full_env,
     )
+
+
+def wait_for(condition, timeout: float = 5.0, step: float = 0.02) -> bool:
+    """Poll condition() every `step` seconds until it is true or `timeout` passes; its last value."""
+    deadline = time.monotonic() + timeout
+    while not (ok := condition()) and time.monotonic() < deadline:
+        time.sleep(step)
+    return bool(ok)
 
 
 def tiny_en_whisper_dir() -> str:

@@ -22,6 +22,7 @@ from events import BlockedEvent, EventBus, Heard, JsonLinesSink, SentenceReady, 
 from safety.guard import SafetyGuard
 from safety.privacy import NOT_KEPT, scrubber
 from screen.server import start_screen
+from tests.helpers import wait_for
 from wsserver import WebSocketSink, access_for, is_loopback
 
 TOKEN = "a-test-token-0123456789"
@@ -34,14 +35,6 @@ def refused(url: str, **kwargs) -> int:
     with pytest.raises(InvalidStatus) as caught:
         connect(url, open_timeout=5, **kwargs).close()
     return caught.value.response.status_code
-
-
-def wait_for(condition, timeout: float = 5.0) -> bool:
-    """Poll condition() until true or timeout; its last value."""
-    deadline = time.monotonic() + timeout
-    while not (ok := condition()) and time.monotonic() < deadline:
-        time.sleep(0.02)
-    return ok
 
 
 @pytest.fixture

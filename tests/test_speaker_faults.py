@@ -24,7 +24,7 @@ from audio.speak import Backoff, Speaker
 from errors import ConfigError, SpeechError
 from events import EventBus
 from tests.conftest import start_sound_server, stop_sound_server
-from tests.helpers import ROOT
+from tests.helpers import ROOT, wait_for
 from tests.test_speak import PacedOutput, ToneSynth
 
 RATE = 16000  # ToneSynth's rate: 0.1 s of tone per word
@@ -197,15 +197,6 @@ def test_the_speaker_comes_back_after_the_sound_server_restarts(pulse, tmp_path,
     assert (loud[-1] - loud[0]) / rate > 0.5  # most of the 1.5 s sentence, not a click
     assert "ALSA lib" not in capfd.readouterr().err  # alsa-lib's own messages stay off stderr
     assert "kiosk_out" in subprocess.run(["pactl", "info"], capture_output=True, text=True).stdout
-
-
-def wait_for(predicate, timeout, step=0.01):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 class WatchedOutput(PacedOutput):

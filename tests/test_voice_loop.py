@@ -10,17 +10,8 @@ import time
 import numpy as np
 import soundfile as sf
 
-from tests.helpers import ROOT, transcribe, words
+from tests.helpers import ROOT, transcribe, wait_for, words
 from tests.speech_clips import RATE, VOICES, espeak, silence
-
-
-def wait_for(predicate, timeout, step=0.1):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if predicate():
-            return True
-        time.sleep(step)
-    return False
 
 
 def read_events(path):
