@@ -50,7 +50,10 @@ def transcribe(samples, rate: int) -> str:
     from audio.devices import resample
 
     samples = resample(np.asarray(samples, dtype=np.float32), rate, 16000)
-    segments, _ = _whisper.transcribe(samples, language="en", beam_size=1)
+    # Whisper's own VAD (Silero, bundled with faster-whisper) drops the long silences of a recorded
+    # turn: without it tiny.en can return one word for 30 s that start with 10 s of nothing.
+    segments, _ = _whisper.transcribe(samples, language="en", beam_size=1, vad_filter=True,
+                                      condition_on_previous_text=False)
     return " ".join(s.text.strip() for s in segments)
 
 
