@@ -16,6 +16,9 @@ LINES = {
         Mode.CHANGE: ["Ooh, a new twist! Let me think...", "Good idea, let's change it..."],
         Mode.QUESTION: ["Good question! Let me think...", "Hmm, let me think about that..."],
         Mode.CHOICE: ["Let's see where that leads...", "Ooh, here we go..."],
+        Mode.RECAP: ["Let me remind you...", "Let's remember the story together..."],
+        Mode.RETELL: ["Let's hear it again!", "Again? I'd love to..."],
+        Mode.LESSON: ["Ooh, let's learn about that!", "What a great thing to learn about..."],
     },
     "fr": {
         Mode.NEW_STORY: ["Oh, j'adore cette idée ! Je réfléchis...", "Quelle bonne idée ! Voici une histoire...",
@@ -24,6 +27,9 @@ LINES = {
         Mode.CHANGE: ["Oh, une nouvelle idée ! Je réfléchis...", "D'accord, on change l'histoire..."],
         Mode.QUESTION: ["Bonne question ! Je réfléchis...", "Hmm, laisse-moi réfléchir..."],
         Mode.CHOICE: ["Voyons où ça nous mène...", "Oh, c'est parti..."],
+        Mode.RECAP: ["Je te rappelle...", "Souvenons-nous de l'histoire..."],
+        Mode.RETELL: ["On la réécoute !", "Encore ? Avec plaisir..."],
+        Mode.LESSON: ["Oh, apprenons ça ensemble !", "Quelle belle chose à apprendre..."],
     },
     "de": {
         Mode.NEW_STORY: ["Oh, tolle Idee! Lass mich überlegen...", "Wie schön! Gleich kommt eine Geschichte...",
@@ -32,6 +38,9 @@ LINES = {
         Mode.CHANGE: ["Oh, eine neue Idee! Lass mich überlegen...", "Gut, wir ändern die Geschichte..."],
         Mode.QUESTION: ["Gute Frage! Lass mich überlegen...", "Hmm, lass mich nachdenken..."],
         Mode.CHOICE: ["Mal sehen, wohin das führt...", "Oh, los geht's..."],
+        Mode.RECAP: ["Ich erinnere dich...", "Weißt du noch? Pass auf..."],
+        Mode.RETELL: ["Nochmal? Sehr gern!", "Hören wir sie nochmal..."],
+        Mode.LESSON: ["Oh, das lernen wir zusammen!", "Wie spannend, darüber zu lernen..."],
     },
 }
 
@@ -44,8 +53,10 @@ class Acknowledger:
         self.rng = rng or random.Random()
         self.last: Optional[str] = None
 
-    def line(self, mode: Mode) -> str:
-        """A short friendly line for this kind of turn."""
+    def line(self, mode: Mode) -> Optional[str]:
+        """A short friendly line for this kind of turn; None where none fits (a repeat is said at once)."""
+        if mode not in self.lines:
+            return None
         choices = [line for line in self.lines[mode] if line != self.last] or self.lines[mode]
         self.last = self.rng.choice(choices)
         return self.last

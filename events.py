@@ -46,6 +46,8 @@ class TurnStart(Event):
     turn: int
     text: str
     mode: str
+    mode_by: str = ""  # who chose it: meaning (the intent classifier), patterns, activity, safety
+    mode_p: Optional[float] = None  # the classifier's probability of it
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from shutdown import EXIT_CODE, Shutdown
 if TYPE_CHECKING:
     from activities.flow import Activities
     from llm.backends import Backend
+    from llm.intent import IntentRouter
     from safety.guard import SafetyGuard
 
 log = logging.getLogger("storyteller")
@@ -79,7 +80,7 @@ def build_speaker(settings: Settings, args: argparse.Namespace, bus: EventBus):
     if not play and not speech.output_wav:
         return None
     try:
-        synth = create_synthesizer(speech, settings.story.language)
+        synth = create_synthesizer(speech, settings.story.language, settings.story.age_group)
     except SpeechError as err:
         log.warning("no voice: %s; continuing in text only", err)
         return None
@@ -162,6 +163,25 @@ def build_meaning(settings: Settings):
         return None
 
 
+def build_router(settings: Settings, guard: "SafetyGuard") -> "IntentRouter":
+    """The intent router: the meaning classifier over the safety encoder (shared), or the patterns alone."""
+    from errors import ModelError
+    from llm.intent import IntentRouter
+
+    if settings.story.intent == "patterns":
+        return IntentRouter()
+    try:
+        if guard.meaning is not None:
+            return IntentRouter(guard.meaning.encoder)  # one forward pass a turn serves both
+        from llm.starter import starter_model_dir
+        from safety.semantic import Encoder
+
+        return IntentRouter(Encoder(starter_model_dir(), 22))
+    except (ModelError, ValueError) as err:
+        log.warning("intent: %s; cue phrases decide what the child asks", err)
+        return IntentRouter()
+
+
 def build_activities(settings: Settings, backend: "Backend", guard: "SafetyGuard") -> "Activities":
     """Questions and choices for this session, with the teacher's summary when configured."""
     from activities.flow import Activities
@@ -241,7 +261,7 @@ def run(args: argparse.Namespace) -> int:
             log.warning("note: this model is not the Phi-Ed fine-tune; stories come from the plain model")
         story = settings.story
         storyteller = Storyteller(backend, story.age_group, story.language, settings.llm.memory_tokens, story.max_sentence_words,
-                                  guard=guard, steer_retries=settings.safety.steer_retries)
+                                  guard=guard, steer_retries=settings.safety.steer_retries, router=build_router(settings, guard))
         storyteller.check_budget(settings.llm.max_new_tokens, story.max_request_tokens)
         guard.judge = build_judge(settings, backend)
         # llama.cpp keeps its KV cache: reading the system prompt now takes seconds off the first turn.

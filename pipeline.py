@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional, Protocol
 from acknowledge import Acknowledger
 from events import Acknowledged, BlockedEvent, ErrorEvent, EventBus, Safeguarding, SentenceReady, TurnEnd, TurnStart
 from errors import MicrophoneError, StorytellerAppError
+from llm.intent import Decision
 from llm.prompts import Mode
 from llm.storyteller import Blocked, FirstToken, ReplyDone, Sentence, Storyteller, TurnPlan
 
@@ -31,6 +32,8 @@ SORRY = {
 }
 # What a child said that a teacher should know of (the child hears care, not a story).
 SAFEGUARDING = ("disclosure", "self_harm")
+# Turns that told a story: questions or a choice may follow them (not an answer, a recap or a repeat).
+STORY_MODES = frozenset({Mode.NEW_STORY, Mode.CONTINUE, Mode.CHANGE, Mode.RETELL, Mode.LESSON, Mode.CHOICE})
 # What the child hears when a request is longer than the limits (a pasted page, a stuck key).
 TOO_LONG = {
     "en": "That's a lot of words! Can you tell me in a shorter way?",
@@ -168,29 +171,37 @@ class Session:
         self.turns += 1
         self._announce(step, cancel=cancel)
         if step.story and not cancel.is_set():
-            return self._story_turn(step.story, cancel, None, mode=Mode.CHOICE)
+            return self._story_turn(step.story, cancel, None, Decision(Mode.CHOICE, "choice", "activity"))
         self._finish_speech(cancel)
         return None
 
-    def _story_turn(self, child_text: str, cancel: threading.Event, stt_s: Optional[float], mode: Optional[Mode] = None) -> Optional[TurnEnd]:
+    def _story_turn(self, child_text: str, cancel: threading.Event, stt_s: Optional[float],
+                    decision: Optional[Decision] = None) -> Optional[TurnEnd]:
         """The storyteller answers; afterwards an activity may start (a choice to make, questions)."""
         self.turns += 1
         turn = self.turns
         marks = self._marks = _Marks(time.monotonic() - (stt_s or 0.0), transcript=None if stt_s is None else round(stt_s, 4))
-        mode = mode or self.storyteller.mode_of(child_text)
-        instruction = self.activities.instruction_for(child_text, mode) if self.activities else ""
+        try:
+            decision = decision or self.storyteller.intent_of(child_text)
+        except Exception as err:  # noqa: BLE001 - the router never raises by design; this keeps the session if it does
+            self.fault("intent", err)
+            return None
+        instruction = self.activities.instruction_for(child_text, decision.mode) if self.activities else ""
         told: list[str] = []
         tokens, plan = 0, None
         try:
-            for item in self.storyteller.stream(child_text, cancel, mode=mode, instruction=instruction):
+            for item in self.storyteller.stream(child_text, cancel, decision=decision, instruction=instruction):
                 if isinstance(item, TurnPlan):
                     plan = item
-                    self.bus.emit(TurnStart(turn=turn, text=child_text, mode=item.mode.value))
-                    # Said before the model reads the prompt, so there is no silence; not before a redirect.
-                    if self.acknowledger and not item.redirected:
-                        marks.ack = self.acknowledger.line(item.mode)
-                        self.bus.emit(Acknowledged(text=marks.ack))
-                        self.speaker.say(marks.ack)
+                    self.bus.emit(TurnStart(turn=turn, text=child_text, mode=item.mode.value, mode_by=item.by, mode_p=item.p))
+                    log.debug("turn %d: mode %s (by %s, p %s)", turn, item.mode.value, item.by, item.p)
+                    # Said before the model reads the prompt, so there is no silence; not before a redirect,
+                    # and not before a repeat (the sentence itself comes at once).
+                    ack = self.acknowledger.line(item.mode) if self.acknowledger and not item.redirected else None
+                    if ack:
+                        marks.ack = ack
+                        self.bus.emit(Acknowledged(text=ack))
+                        self.speaker.say(ack)
                 elif isinstance(item, FirstToken):
                     marks.mark("first_token")
                 elif isinstance(item, Sentence):
@@ -212,22 +223,24 @@ class Session:
             self.fault("llm", err)
             self._finish_speech(cancel)
             return None
-        if self.activities and told and not cancel.is_set() and plan and not plan.redirected and plan.mode is not Mode.QUESTION:
-            self._after_story(told, bool(instruction), cancel)
+        if self.activities and told and not cancel.is_set() and plan and not plan.redirected and plan.mode in STORY_MODES:
+            self._after_story(told, bool(instruction), cancel, lesson=plan.mode is Mode.LESSON)
         self._finish_speech(cancel)
         end = TurnEnd(turn=turn, sentences=len(told), tokens=tokens, cancelled=cancel.is_set(), stt_s=marks.transcript,
                       first_token_s=marks.first_token, first_sentence_s=marks.first_sentence,
                       first_audio_s=marks.first_audio, first_story_audio_s=marks.first_story_audio, total_s=round(time.monotonic() - marks.t0, 4),
                       sentences_played=sum(min(told.count(t), marks.played.count(t)) for t in set(told)) if self.speaker else None)
         self.bus.emit(end)
+        if end.sentences_played is not None and plan is not None and plan.mode is not Mode.REPEAT:
+            self.storyteller.played(end.sentences_played)  # "say that again" means the last one heard
         log.debug("turn %d: stt %s s, first token %s s, first sentence %s s, first audio %s s (story %s s), total %s s",
                   turn, end.stt_s, end.first_token_s, end.first_sentence_s, end.first_audio_s,
                   end.first_story_audio_s, end.total_s)
         return end
 
-    def _after_story(self, told: list[str], ended_at_choice: bool, cancel: threading.Event) -> None:
+    def _after_story(self, told: list[str], ended_at_choice: bool, cancel: threading.Event, lesson: bool) -> None:
         try:
-            step = self.activities.after_story(" ".join(told), told[-1], ended_at_choice, cancel)
+            step = self.activities.after_story(" ".join(told), told[-1], ended_at_choice, cancel, lesson=lesson)
         except Exception as err:  # noqa: BLE001 - the story was told; only the questions are lost
             self.fault("activities", err, apologise=False)
             return

@@ -89,6 +89,9 @@ class StorySettings(_Section):
     # The longest request a turn takes (a pasted page or a stuck key gets a kind "shorter, please").
     max_request_chars: int = Field(600, ge=20, le=20000)
     max_request_tokens: int = Field(200, ge=8, le=4096)
+    # What the child asks (a new story, a recap, "say that again"...) is read by the meaning
+    # classifier over the safety encoder's features, or by cue phrases alone (patterns).
+    intent: Literal["meaning", "patterns"] = "meaning"
 
     @field_validator("age_group")
     @classmethod
@@ -112,8 +115,24 @@ class SpeechSettings(_Section):
     engine: Literal["pyttsx3", "piper"] = "pyttsx3"
     voices: VoiceChoice = VoiceChoice()
     rate_wpm: int = Field(150, ge=60, le=400)
+    # A slower pace for the youngest (words per minute, by age group); groups not named use rate_wpm.
+    age_rates: dict[str, int] = {"Toddlers": 120, "Preschoolers": 135}
     volume: float = Field(1.0, ge=0.0, le=1.0)
     output_wav: Optional[str] = None
+
+    @field_validator("age_rates")
+    @classmethod
+    def _age_rates(cls, v: dict[str, int]) -> dict[str, int]:
+        out = {}
+        for group, rate in v.items():
+            if not 60 <= rate <= 400:
+                raise ValueError(f"{group}: {rate} words per minute is outside 60-400")
+            out[normalize_age_group(group)] = rate
+        return out
+
+    def rate_for(self, age_group: str) -> int:
+        """The speaking pace for an age group."""
+        return self.age_rates.get(age_group, self.rate_wpm)
 
 
 class AudioSettings(_Section):

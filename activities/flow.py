@@ -169,8 +169,8 @@ class Activities:
         return Step([lines.STOPPED[self.language]])
 
     def after_story(self, story: str, last_sentence: str, ended_at_choice: bool,
-                    cancel: Optional[threading.Event] = None) -> Optional[Step]:
-        """A story turn finished: wait for a choice it ended on, or start questions when configured."""
+                    cancel: Optional[threading.Event] = None, lesson: bool = False) -> Optional[Step]:
+        """A story turn finished: wait for a choice it ended on, or start questions when configured (or after a lesson)."""
         # The part after a choice continues the story before it; anything else is a new story.
         self.last_story = f"{self.last_story} {story}".strip() if self._story_paused else story
         self._story_paused = False
@@ -182,7 +182,8 @@ class Activities:
                 self.choice = ChoicePoint(options, self.language, self.rng)
                 self._story_paused = True
                 return None  # the question was the story's last sentence; the child answers next
-        if self.questions_mode == "after_story":
+        # A lesson is checked by its questions unless questions are off altogether.
+        if self.questions_mode == "after_story" or (lesson and self.questions_mode != "off"):
             return self.start_quiz(cancel)
         return None
 

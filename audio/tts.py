@@ -279,8 +279,9 @@ class PiperSynthesizer:
 ENGINES: dict[str, Callable[..., Any]] = {"pyttsx3": Pyttsx3Synthesizer, "piper": PiperSynthesizer}
 
 
-def create_synthesizer(speech: Any, language: str) -> Synthesizer:
-    """Build the engine named by speech.engine for one language."""
+def create_synthesizer(speech: Any, language: str, age_group: Optional[str] = None) -> Synthesizer:
+    """Build the engine named by speech.engine for one language, at the pace for the age group."""
     factory = ENGINES[speech.engine]
     voice = getattr(speech.voices, language)
-    return factory(language=language, voice=voice, rate_wpm=speech.rate_wpm, volume=speech.volume)
+    rate = speech.rate_for(age_group) if age_group else speech.rate_wpm
+    return factory(language=language, voice=voice, rate_wpm=rate, volume=speech.volume)

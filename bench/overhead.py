@@ -98,7 +98,6 @@ def bare_once(backend: Any, messages: list[dict[str, str]], max_new_tokens: int,
 def measure(label: str, config: str, max_new_tokens: int, repeats: int) -> dict[str, Any]:
     """Median pipeline and bare timings for one configured model, alternating the two sides."""
     from llm.backends import create_backend
-    from llm.prompts import detect_mode
     from llm.storyteller import Storyteller
 
     settings = row_settings({"config": config, "llm": {"max_new_tokens": max_new_tokens, "temperature": 0.0, "seed": 0}})
@@ -109,7 +108,7 @@ def measure(label: str, config: str, max_new_tokens: int, repeats: int) -> dict[
     timed = TimedBackend(backend)
     storyteller = Storyteller(timed, story.age_group, story.language, llm.memory_tokens, story.max_sentence_words)
     warm_up(backend)
-    messages = storyteller.messages_for(REQUEST, detect_mode(REQUEST, False))
+    messages = storyteller.messages_for(REQUEST, storyteller.mode_of(REQUEST))
     pipe, bare, bare_main = [], [], []
     for _ in progress(range(repeats), desc=label):
         storyteller.reset()  # every run is the same first turn

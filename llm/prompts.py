@@ -1,8 +1,7 @@
-"""System prompts per age group and language, and the story mode read from what the child said."""
+"""System prompts per age group and language, and what the storyteller is asked to do in each mode."""
 
 from __future__ import annotations
 
-import re
 from enum import Enum
 
 LANGUAGE_NAMES = {"en": "English", "fr": "French", "de": "German"}
@@ -47,56 +46,73 @@ PERSONA = (
 
 
 class Mode(str, Enum):
-    """What the child asked for, which decides the instruction sent with their words."""
+    """What the child asked for, which decides what the storyteller is asked to do with their words."""
 
     NEW_STORY = "new_story"
     CONTINUE = "continue"
     CHANGE = "change"
-    QUESTION = "question"
+    QUESTION = "question"  # about the story just told, or about the world
+    RECAP = "recap"  # what the story was about, in a few sentences
+    RETELL = "retell"  # the same story again, told afresh
+    REPEAT = "repeat"  # the last sentence or two again, at once, without the model
+    LESSON = "lesson"  # a topic taught through a short story, then questions about it
     CHOICE = "choice"  # the story goes on along the child's pick at a choice point
 
 
+# What the storyteller is asked to do in each mode, per language. The child's own words follow on a
+# line of their own, unchanged, so the model reads a question as a question and a request as a
+# request (never "Tell a new story for this request: <a question>"). A request for a new story is
+# the child's words alone: that is what a storyteller model is tuned to answer.
 MODE_INSTRUCTIONS = {
-    Mode.NEW_STORY: "Tell a new story for this request: {text}",
-    Mode.CONTINUE: "Continue the story you are telling from where it stopped. The child said: {text}",
-    Mode.CHANGE: "Tell the story again, changed as the child asks: {text}",
-    Mode.QUESTION: "Answer the child's question simply and briefly, in two or three sentences: {text}",
-    Mode.CHOICE: "The child chose: {text}. Continue the story along that choice and bring it to a happy ending.",
+    "en": {
+        Mode.CONTINUE: "Go on with the story you are telling, from where it stopped.",
+        Mode.CHANGE: "Tell the story again, changed in the way the child asks.",
+        Mode.QUESTION: "Answer the child simply and briefly, in two or three sentences. If it is about the story "
+                       "you told, answer from that story. Do not start a new story.",
+        Mode.RECAP: "Say in {recap} short sentences what the story you told was about: who was in it, what "
+                    "happened and how it ended. Do not start a new story.",
+        Mode.RETELL: "Tell the same story again from the beginning, with the same characters and the same events, "
+                     "in fresh words.",
+        Mode.LESSON: "Teach what the child wants to learn through a short story for this age: weave in one or two "
+                     "simple, true facts that the story makes clear, and end it warmly.",
+        Mode.CHOICE: "Continue the story along the child's choice and bring it to a happy ending.",
+    },
+    "fr": {
+        Mode.CONTINUE: "Continue l'histoire que tu racontes, là où elle s'est arrêtée.",
+        Mode.CHANGE: "Raconte l'histoire à nouveau, changée comme l'enfant le demande.",
+        Mode.QUESTION: "Réponds à l'enfant simplement et brièvement, en deux ou trois phrases. Si c'est à propos de "
+                       "l'histoire que tu as racontée, réponds d'après cette histoire. Ne commence pas une nouvelle histoire.",
+        Mode.RECAP: "Dis en {recap} phrases courtes de quoi parlait l'histoire que tu as racontée : qui était dedans, "
+                    "ce qui s'est passé et comment elle a fini. Ne commence pas une nouvelle histoire.",
+        Mode.RETELL: "Raconte la même histoire depuis le début, avec les mêmes personnages et les mêmes événements, "
+                     "avec des mots nouveaux.",
+        Mode.LESSON: "Apprends à l'enfant ce qu'il veut savoir par une courte histoire pour son âge : glisse-y un ou "
+                     "deux faits simples et vrais que l'histoire rend clairs, et finis-la avec chaleur.",
+        Mode.CHOICE: "Continue l'histoire selon le choix de l'enfant et mène-la à une fin heureuse.",
+    },
+    "de": {
+        Mode.CONTINUE: "Erzähle die Geschichte weiter, dort wo sie aufgehört hat.",
+        Mode.CHANGE: "Erzähle die Geschichte noch einmal, so verändert, wie das Kind es möchte.",
+        Mode.QUESTION: "Antworte dem Kind einfach und kurz, in zwei oder drei Sätzen. Wenn es um die Geschichte geht, "
+                       "die du erzählt hast, antworte aus dieser Geschichte. Fang keine neue Geschichte an.",
+        Mode.RECAP: "Sag in {recap} kurzen Sätzen, worum es in der Geschichte ging, die du erzählt hast: wer darin "
+                    "vorkam, was passiert ist und wie sie endete. Fang keine neue Geschichte an.",
+        Mode.RETELL: "Erzähle dieselbe Geschichte noch einmal von vorn, mit denselben Figuren und denselben "
+                     "Ereignissen, in neuen Worten.",
+        Mode.LESSON: "Bring dem Kind bei, was es lernen möchte, mit einer kurzen Geschichte für sein Alter: flicht "
+                     "ein oder zwei einfache, wahre Tatsachen ein, die die Geschichte klar macht, und beende sie herzlich.",
+        Mode.CHOICE: "Erzähle die Geschichte nach der Wahl des Kindes weiter und führe sie zu einem glücklichen Ende.",
+    },
 }
-
-# Cue words per mode, in the three languages; matched on word boundaries, lower case.
-_CUES = {
-    Mode.CONTINUE: [
-        r"what happens next", r"what happened next", r"and then", r"then what", r"continue",
-        r"go on", r"keep going", r"tell me more", r"more please", r"^more\b",
-        r"la suite", r"et après", r"et ensuite", r"continue", r"encore",
-        r"weiter", r"was passiert dann", r"und dann", r"erzähl weiter", r"noch mehr",
-    ],
-    Mode.CHANGE: [
-        r"make it about", r"make (him|her|it|them) a", r"change", r"instead", r"this time",
-        r"fais[- ]en", r"change", r"plutôt", r"à la place", r"cette fois",
-        r"mach daraus", r"ändere?", r"stattdessen", r"diesmal", r"lieber",
-    ],
+CHILD_SAID = {"en": "The child said: {text}", "fr": "L'enfant a dit : {text}", "de": "Das Kind sagte: {text}"}
+# How many sentences a recap takes, by age group.
+RECAP_SENTENCES = {"Toddlers": 2, "Preschoolers": 3, "Early Elementary": 3, "Late Elementary": 4, "Preteens": 5}
+# Said when the child asks to hear something again before anything was said.
+NOTHING_TO_REPEAT = {
+    "en": "I haven't told you anything yet! What story would you like?",
+    "fr": "Je ne t'ai encore rien raconté ! Quelle histoire veux-tu ?",
+    "de": "Ich habe dir noch gar nichts erzählt! Welche Geschichte möchtest du?",
 }
-_QUESTION_WORDS = (
-    r"^(why|what|who|where|when|how|which|is|are|do|does|can|could|did|"
-    r"pourquoi|qu'est-ce|quel|quelle|qui|où|quand|comment|est-ce|"
-    r"warum|wieso|weshalb|was|wer|wo|wann|wie|welche[rsmn]?|ist|sind|kann|können)\b"
-)
-_STORY_REQUEST = r"\b(story|tale|histoire|conte|raconte|geschichte|märchen|erzähl)"
-
-
-def detect_mode(text: str, has_story: bool) -> Mode:
-    """Read what the child wants from their words; continuing or changing needs a story first."""
-    t = text.lower().strip()
-    asks_story = re.search(_STORY_REQUEST, t) is not None
-    if has_story:
-        for mode in (Mode.CHANGE, Mode.CONTINUE):
-            if any(re.search(rf"(?<!\w){cue}(?!\w)", t) for cue in _CUES[mode]):
-                return mode
-    if not asks_story and (t.endswith("?") or re.search(_QUESTION_WORDS, t)):
-        return Mode.QUESTION
-    return Mode.NEW_STORY
 
 
 def system_prompt(age_group: str, language: str) -> str:
@@ -105,6 +121,10 @@ def system_prompt(age_group: str, language: str) -> str:
     return f"{PERSONA} {AGE_STYLE[age_group]} Always answer in {lang}, whatever language the child uses."
 
 
-def user_prompt(text: str, mode: Mode, instruction: str = "") -> str:
-    """The child's words wrapped in the instruction for the mode (plus any activity instruction)."""
-    return MODE_INSTRUCTIONS[mode].format(text=text.strip()) + instruction
+def user_prompt(text: str, mode: Mode, language: str, age_group: str, instruction: str = "") -> str:
+    """The instruction for the mode, then the child's words as they said them (plus any activity instruction)."""
+    lang = language if language in MODE_INSTRUCTIONS else "en"
+    if mode is Mode.NEW_STORY:
+        return text.strip() + instruction
+    task = MODE_INSTRUCTIONS[lang][mode].format(recap=RECAP_SENTENCES.get(age_group, 3))
+    return f"{task}{instruction}\n{CHILD_SAID[lang].format(text=text.strip())}"

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Iterator, Optional, Union
 
 from errors import ConfigError
 from llm.backends import Backend
-from llm.prompts import Mode, detect_mode, system_prompt, user_prompt
+from llm.intent import Context, Decision, IntentRouter
+from llm.prompts import NOTHING_TO_REPEAT, Mode, system_prompt, user_prompt
 from llm.sentences import SentenceSplitter
 from safety import lines
 
@@ -37,6 +38,8 @@ class TurnPlan:
     mode: Mode
     prompt_tokens: int
     redirected: bool = False  # the child's request was not safe to tell: a redirect (or care) follows
+    by: str = ""  # who chose the mode: "meaning", "patterns", "activity" (a choice), "safety" (a redirect)
+    p: Optional[float] = None  # the intent classifier's probability of the mode's label
 
 
 @dataclass(frozen=True)
@@ -73,7 +76,8 @@ class Storyteller:
     """Tell stories turn by turn: `stream(child_text)` yields the reply as complete sentences."""
 
     def __init__(self, backend: Backend, age_group: str, language: str, memory_tokens: int, max_sentence_words: int,
-                 guard: Optional["SafetyGuard"] = None, steer_retries: int = 1, rng: Optional[random.Random] = None):
+                 guard: Optional["SafetyGuard"] = None, steer_retries: int = 1, rng: Optional[random.Random] = None,
+                 router: Optional[IntentRouter] = None):
         self.backend = backend
         self.age_group, self.language = age_group, language
         self.memory_tokens = memory_tokens
@@ -81,7 +85,9 @@ class Storyteller:
         self.guard = guard  # None only in tests of the model plumbing itself
         self.steer_retries = steer_retries
         self.rng = rng or random.Random()
+        self.router = router or IntentRouter()  # the patterns alone unless given the meaning classifier
         self.history: list[dict[str, str]] = []  # user/assistant turns, oldest first
+        self.last_said: list[str] = []  # the sentences of the last reply the child heard ("say that again")
         self._clean_reply: Optional[str] = None  # the last reply as generated, when nothing was blocked or cut
 
     @property
@@ -113,6 +119,7 @@ class Storyteller:
     def reset(self) -> None:
         """Forget the conversation (a new child at the kiosk)."""
         self.history.clear()
+        self.last_said = []
         forget = getattr(self.backend, "forget", None)  # a backend that keeps caches of the conversation
         if forget is not None:
             forget()
@@ -120,37 +127,50 @@ class Storyteller:
     def messages_for(self, child_text: str, mode: Mode, instruction: str = "") -> list[dict[str, str]]:
         """System prompt + as much recent history as fits the token budget + the new turn."""
         system = {"role": "system", "content": system_prompt(self.age_group, self.language)}
-        turn = {"role": "user", "content": user_prompt(child_text, mode, instruction)}
+        turn = {"role": "user", "content": user_prompt(child_text, mode, self.language, self.age_group, instruction)}
         history = list(self.history)
         # Drop the oldest exchange (user + assistant) until the prompt fits; the new turn always stays.
         while history and self.backend.count_tokens([system, *history, turn]) > self.memory_tokens:
             history = history[2:] if len(history) >= 2 else []
         return [system, *history, turn]
 
-    def mode_of(self, child_text: str) -> Mode:
-        """The story mode the child's words ask for."""
-        return detect_mode(child_text, self.has_story)
+    def intent_of(self, child_text: str) -> Decision:
+        """What the child's words ask for, given the conversation so far."""
+        return self.router.decide(child_text, Context(has_story=self.has_story))
 
-    def stream(self, child_text: str, cancel: Optional[threading.Event] = None, mode: Optional[Mode] = None,
+    def mode_of(self, child_text: str) -> Mode:
+        """The mode the child's words ask for."""
+        return self.intent_of(child_text).mode
+
+    def played(self, count: int) -> None:
+        """Only the first `count` sentences of the last reply were heard (the child stopped it)."""
+        self.last_said = self.last_said[:count]
+
+    def stream(self, child_text: str, cancel: Optional[threading.Event] = None, decision: Optional[Decision] = None,
                instruction: str = "") -> Iterator[StoryItem]:
         """Yield TurnPlan, FirstToken, then each safe Sentence as soon as it is complete, then ReplyDone.
 
         With a guard, the child's words are checked first (personal information is taken out; an
         unsafe request becomes a redirect to a safe story), and every sentence is checked before
         it is yielded: a blocked one is never yielded, and the story is steered back or closed.
-        `mode` overrides the mode read from the words; `instruction` is added to the request.
+        `decision` is the mode decided beforehand (else it is read from the words); `instruction`
+        is added to the request.
         """
         cancel = cancel or threading.Event()
         request, opening, blocked, tell = self._screen(child_text)
         if blocked is None or blocked.category == "personal_info":
-            mode = mode or detect_mode(request, self.has_story)
+            decision = decision or self.intent_of(request)
         else:
-            mode, instruction = Mode.NEW_STORY, ""
+            decision, instruction = Decision(Mode.NEW_STORY, "new_story", "safety"), ""
+        mode = decision.mode
+        if mode is Mode.REPEAT and tell:
+            yield from self._repeat(opening, blocked, decision)
+            return
         messages = self.messages_for(request, mode, instruction)
         if blocked:
             yield blocked  # first, so a screen or log never shows the child's words unmasked
         redirected = blocked is not None and blocked.category != "personal_info"
-        yield TurnPlan(mode, self.backend.count_tokens(messages), redirected=redirected)
+        yield TurnPlan(mode, self.backend.count_tokens(messages), redirected=redirected, by=decision.by, p=decision.p)
         said = list(opening)
         for index, text in enumerate(opening):
             yield Sentence(index, text)
@@ -164,7 +184,20 @@ class Storyteller:
             # KV cache between turns (llama.cpp) reuses it instead of reading it again.
             told = self._clean_reply if self._clean_reply and not opening else " ".join(said[len(opening):])
             self.history = messages[1:] + [{"role": "assistant", "content": told}]
+        if said:
+            self.last_said = said
         yield ReplyDone(text=" ".join(said), tokens=pieces, cancelled=cancel.is_set())
+
+    def _repeat(self, opening: list[str], blocked: Optional[Blocked], decision: Decision) -> Iterator[StoryItem]:
+        """Say the last sentence or two again, at once: no model, nothing added to the conversation."""
+        again = to_repeat(self.last_said) or [NOTHING_TO_REPEAT.get(self.language, NOTHING_TO_REPEAT["en"])]
+        if blocked:
+            yield blocked
+        yield TurnPlan(Mode.REPEAT, 0, by=decision.by, p=decision.p)
+        said = [*opening, *again]
+        for index, text in enumerate(said):
+            yield Sentence(index, text)
+        yield ReplyDone(text=" ".join(said), tokens=0, cancelled=False)
 
     def _screen(self, child_text: str) -> tuple[str, list[str], Optional[Blocked], bool]:
         """The request for the model, lines to say first, what was blocked, and whether to tell a story."""
@@ -233,6 +266,15 @@ class Storyteller:
             said.append(text)
             yield Sentence(len(said) - 1, text)
         return False
+
+
+def to_repeat(said: list[str], short_words: int = 8) -> list[str]:
+    """What "say that again" says: the last sentence, with the one before when the last is short."""
+    if not said:
+        return []
+    if len(said) >= 2 and len(said[-1].split()) < short_words:
+        return said[-2:]
+    return said[-1:]
 
 
 def _blocked(stage: str, verdict: "Verdict") -> Blocked:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 WEIGHTS = Path(__file__).with_name("data") / "meaning.npz"
 # The sentence is read inside a short frame: the last token then sums up the whole sentence as the
 # model understood it, which separates meanings better than the words' average alone.
+RECENT = 16  # texts whose features the encoder keeps
 TEMPLATE = "A sentence from a story for young children:\n{text}\nIs it safe for a young child to hear?"
 
 
@@ -61,6 +63,9 @@ class Encoder:
         # Only the layers up to the one read are run: the rest would cost time for nothing.
         self.model.layers = self.model.layers[:layer]
         self._lock = threading.Lock()  # one forward pass at a time: the input and output checks may overlap
+        # The last few texts read: the child's words are read once a turn by the safety check, the
+        # activities' check and the intent router alike.
+        self._recent: "OrderedDict[tuple[str, tuple[int, ...]], np.ndarray]" = OrderedDict()
         prefix, _, suffix = TEMPLATE.partition("{text}")
         # Token counts of the frame around the sentence (the boundaries may merge a token: close enough).
         self._prefix_tokens = len(self.tokenizer(prefix)["input_ids"])
@@ -68,7 +73,20 @@ class Encoder:
 
     def __call__(self, texts: Sequence[str], layers: Sequence[int] = ()) -> np.ndarray:
         """Features for each text at the given layers side by side (default: the deepest), float32."""
-        return np.concatenate(self.at_layers(texts, list(layers) or [self.layer]), axis=1)
+        layers = tuple(layers) or (self.layer,)
+        rows = []
+        for text in texts:
+            key = (text, layers)
+            with self._lock:
+                row = self._recent.get(key)
+            if row is None:
+                row = np.concatenate(self.at_layers([text], layers), axis=1)[0]
+                with self._lock:
+                    self._recent[key] = row
+                    while len(self._recent) > RECENT:
+                        self._recent.popitem(last=False)
+            rows.append(row)
+        return np.stack(rows)
 
     def at_layers(self, texts: Sequence[str], layers: Sequence[int]) -> list[np.ndarray]:
         """Features at several layers (1 = the first block's output) from one forward pass per text."""
@@ -95,21 +113,45 @@ class Encoder:
         return [np.stack(rows).astype(np.float32) for rows in out]
 
 
-class MeaningLayer:
-    """The trained classifier: features -> class probabilities -> a Reading."""
+def forward(weights: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
+    """Class probabilities for rows of features: standardize, hidden layer (GELU), softmax."""
+    h = ((features - weights["mean"]) / weights["scale"]) @ weights["w1"] + weights["b1"]
+    h = 0.5 * h * (1.0 + np.tanh(0.7978845608 * (h + 0.044715 * h**3)))  # GELU, tanh form (as trained)
+    logits = h @ weights["w2"] + weights["b2"]
+    logits -= logits.max(axis=1, keepdims=True)
+    p = np.exp(logits)
+    return p / p.sum(axis=1, keepdims=True)
 
-    def __init__(self, weights: Path = WEIGHTS, model_dir: Optional[str] = None, encoder: Optional[Encoder] = None):
-        """Load the classifier; the encoder is the model in model_dir (the starter model's folder) unless one is given."""
+
+class Head:
+    """A small trained classifier over the encoder's features, read from an .npz written by a training script.
+
+    The safety meaning layer and the intent router are both heads over the same encoder, at the
+    same layers, so one forward pass of the child's words serves both (the encoder keeps it).
+    """
+
+    def __init__(self, weights: Path, what: str, fix: str):
         try:
             data = np.load(weights, allow_pickle=False)
             self.classes = [str(c) for c in data["classes"]]
-            self.w1, self.b1, self.w2, self.b2 = data["w1"], data["b1"], data["w2"], data["b2"]
-            self.mean, self.scale = data["mean"], data["scale"]
+            self.weights = {k: data[k] for k in ("w1", "b1", "w2", "b2", "mean", "scale")}
             self.layers = [int(layer) for layer in data["layers"]]
-            self.thresholds: dict[str, float] = json.loads(str(data["thresholds"]))
+            self.settings: dict = json.loads(str(data["thresholds"])) if "thresholds" in data else {}
         except (OSError, KeyError, ValueError) as err:
-            raise ModelError(f"the safety meaning layer's weights {weights} cannot be read ({err}); "
-                             "run scripts/train_safety.py to build them") from err
+            raise ModelError(f"{what}: its weights {weights} cannot be read ({err}); {fix}") from err
+
+    def probabilities(self, features: np.ndarray) -> np.ndarray:
+        """Class probabilities for rows of features."""
+        return forward(self.weights, features)
+
+
+class MeaningLayer:
+    """The trained safety classifier: features -> class probabilities -> a Reading."""
+
+    def __init__(self, weights: Path = WEIGHTS, model_dir: Optional[str] = None, encoder: Optional[Encoder] = None):
+        """Load the classifier; the encoder is the model in model_dir (the starter model's folder) unless one is given."""
+        self.head = Head(weights, "the safety meaning layer", "run scripts/train_safety.py to build them")
+        self.classes, self.layers, self.thresholds = self.head.classes, self.head.layers, self.head.settings
         if encoder is None:
             if model_dir is None:
                 raise ModelError("the safety meaning layer needs its encoder's folder (the starter model)")
@@ -117,13 +159,8 @@ class MeaningLayer:
         self.encoder = encoder
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
-        """Class probabilities for rows of features: standardize, hidden layer (GELU), softmax."""
-        h = ((features - self.mean) / self.scale) @ self.w1 + self.b1
-        h = 0.5 * h * (1.0 + np.tanh(0.7978845608 * (h + 0.044715 * h**3)))  # GELU, tanh form (as trained)
-        logits = h @ self.w2 + self.b2
-        logits -= logits.max(axis=1, keepdims=True)
-        p = np.exp(logits)
-        return p / p.sum(axis=1, keepdims=True)
+        """Class probabilities for rows of features."""
+        return self.head.probabilities(features)
 
     def read(self, text: str) -> Reading:
         """What one sentence says."""

@@ -63,6 +63,7 @@ llm:
 story:
   age_group: Early Elementary
   language: en
+  intent: patterns  # the meaning router loads SmolLM2 too; tests/test_intent.py turns it on where it is tested
 privacy:
   keep_transcripts: true  # a development config: the tests read what was heard from the events file
 safety:

@@ -86,12 +86,9 @@ def train(x: np.ndarray, y: np.ndarray, n_classes: int, hidden: int = 256, steps
 
 def predict(weights: dict[str, np.ndarray], x: np.ndarray) -> np.ndarray:
     """Class probabilities, computed as the app computes them (safety/semantic.py)."""
-    from safety.semantic import MeaningLayer
+    from safety.semantic import forward
 
-    layer = MeaningLayer.__new__(MeaningLayer)  # the arithmetic alone: no weights file, no encoder
-    layer.mean, layer.scale = weights["mean"], weights["scale"]
-    layer.w1, layer.b1, layer.w2, layer.b2 = weights["w1"], weights["b1"], weights["w2"], weights["b2"]
-    return layer.probabilities(x)
+    return forward(weights, x)
 
 
 def concern(p: np.ndarray, classes: list[str]) -> dict[str, np.ndarray]:

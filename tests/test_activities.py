@@ -169,7 +169,7 @@ def test_choice_point_flow_with_a_reask_and_the_story_going_on():
     assert shown[-1] == lines.REASK_CHOICE["en"].format(a="go into the cave", b="follow the river")
     session.run_turn("the river")
     assert lines.CHILD_PICKED["en"].format(choice="follow the river") in shown
-    assert backend.prompts[1][-1]["content"].startswith("The child chose: follow the river.")
+    assert backend.prompts[1][-1]["content"].endswith("The child said: follow the river")
     assert shown[-1] == "The end."
     assert [(r["chosen"], r["by"]) for r in records if r["event"] == "choice"] == [("follow the river", "child")]
 

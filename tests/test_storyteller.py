@@ -4,7 +4,8 @@ import threading
 
 import pytest
 
-from llm.prompts import Mode, detect_mode, system_prompt
+from llm.intent import Context, IntentRouter
+from llm.prompts import Mode, system_prompt
 from llm.storyteller import FirstToken, ReplyDone, Sentence, Storyteller, TurnPlan
 from tests.fakes import ScriptedBackend
 
@@ -73,7 +74,7 @@ def test_system_prompt_follows_age_group_and_language():
     ],
 )
 def test_mode_follows_what_the_child_says(text, has_story, mode):
-    assert detect_mode(text, has_story) is mode
+    assert IntentRouter().decide(text, Context(has_story)).mode is mode
 
 
 def test_continue_sends_the_story_so_far():
@@ -84,7 +85,7 @@ def test_continue_sends_the_story_so_far():
     second = backend.prompts[1]
     assert [m["role"] for m in second] == ["system", "user", "assistant", "user"]
     assert second[2]["content"] == "A fox found a key."
-    assert second[3]["content"].startswith("Continue the story")
+    assert second[3]["content"] == "Go on with the story you are telling, from where it stopped.\nThe child said: What happens next?"
 
 
 def test_memory_stays_under_budget_over_100_turns():
