@@ -35,6 +35,7 @@ def results(tiny, tmp_path_factory) -> dict[str, dict]:
         "turn": ["bench/turn.py", "--configs", config, "--clips", "1", "--max-new-tokens", "8", "--no-pace"],
         "stt": ["bench/stt.py", "--engines", "faster-whisper", "--clips", "2"],
         "tts": ["bench/tts.py", "--engines", "pyttsx3"],
+        "intent": ["-m", "bench.intent", "--patterns-only"],
     }
     if importlib.util.find_spec("llama_cpp") or os.environ.get("CI"):
         # The tiny model stands in for Phi-3-mini's shape: every measurement of the CPU path, small.
@@ -111,6 +112,15 @@ def test_cpu_path_rows(results):
                 "trimmed_shifted_first_sentence_s", "trimmed_reread_first_sentence_s", "prime_load_s"):
         assert row[key] is not None and row[key] >= 0, (key, row)  # None: not measured (e.g. the prime file failed)
     assert row["tokens_per_s"] > 0 and row["new_tokens"] == 16 and row["prime_file_mb"] >= 0
+
+
+def test_intent_rows_per_language_and_label(results):
+    data = results["intent"]
+    _check_meta(data["meta"])
+    langs = {r["language"]: r for r in data["rows"]}
+    assert set(langs) == {"all", "en", "fr", "de"} and langs["all"]["requests"] >= 100
+    assert all(0 <= r["routed_right_pct"] <= 100 and r["router"] == "patterns" for r in data["rows"])
+    assert len(data["labels"]) == 9 and data["timing"]["patterns"]["ms_median"] >= 0
 
 
 def test_table_and_json_helpers(tmp_path):

@@ -236,3 +236,24 @@ def test_text_mode_with_the_trained_router_and_the_tiny_model(tiny, tmp_path):
     assert turns[2] == to_repeat(turns[1]), turns  # said again: the recap's last sentence (or two)
     ends = [r for r in records if r["event"] == "turn_end"]
     assert ends[2]["tokens"] == 0  # and without the model
+
+
+def test_text_mode_every_mode_with_the_cue_phrases_and_the_tiny_model(tiny, tmp_path):
+    """--text with story.intent: patterns (the fallback): each mode announced, each turn answered, a lesson quizzed."""
+    events = tmp_path / "events.jsonl"
+    requests = ["Tell me a story about a robot", "what happens next?", "make it about a cat", "why was the robot cold?",
+                "tell the story again", "what was the story about", "teach me about snow"]
+    out = run_main("--config", str(tiny / "config.yaml"), "--text", "--mute", "--events", str(events),
+                   stdin="\n".join(requests) + "\n")
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    starts = [r for r in records if r["event"] == "turn_start"]
+    assert [r["mode"] for r in starts] == ["new_story", "continue", "change", "question", "retell", "recap", "lesson"]
+    assert all(r["mode_by"] == "patterns" for r in starts)
+    turns = {r["turn"] for r in records if r["event"] == "sentence"}
+    assert {s["turn"] for s in starts} <= turns  # every turn said something
+    # Only the lesson started questions (activities.questions is on_request here): the first one
+    # comes after the lesson's turn began, none before.
+    names = [r["event"] for r in records]
+    lesson_at = records.index(starts[-1])
+    assert "question" in names[lesson_at:] and "question" not in names[:lesson_at], names
