@@ -261,7 +261,8 @@ def run(args: argparse.Namespace) -> int:
             log.warning("note: this model is not the Phi-Ed fine-tune; stories come from the plain model")
         story = settings.story
         storyteller = Storyteller(backend, story.age_group, story.language, settings.llm.memory_tokens, story.max_sentence_words,
-                                  guard=guard, steer_retries=settings.safety.steer_retries, router=build_router(settings, guard))
+                                  guard=guard, steer_retries=settings.safety.steer_retries, router=build_router(settings, guard),
+                                  reply_tokens=settings.llm.max_new_tokens)
         storyteller.check_budget(settings.llm.max_new_tokens, story.max_request_tokens)
         guard.judge = build_judge(settings, backend)
         # llama.cpp keeps its KV cache: reading the system prompt now takes seconds off the first turn.

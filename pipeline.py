@@ -15,7 +15,7 @@ from events import Acknowledged, BlockedEvent, ErrorEvent, EventBus, Safeguardin
 from errors import MicrophoneError, StorytellerAppError
 from llm.intent import Decision
 from llm.prompts import Mode
-from llm.storyteller import Blocked, FirstToken, ReplyDone, Sentence, Storyteller, TurnPlan
+from llm.storyteller import STORY_MODES, Blocked, FirstToken, ReplyDone, Sentence, Storyteller, TurnPlan
 
 if TYPE_CHECKING:
     from activities.flow import Activities, Step
@@ -32,8 +32,6 @@ SORRY = {
 }
 # What a child said that a teacher should know of (the child hears care, not a story).
 SAFEGUARDING = ("disclosure", "self_harm")
-# Turns that told a story: questions or a choice may follow them (not an answer, a recap or a repeat).
-STORY_MODES = frozenset({Mode.NEW_STORY, Mode.CONTINUE, Mode.CHANGE, Mode.RETELL, Mode.LESSON, Mode.CHOICE})
 # What the child hears when a request is longer than the limits (a pasted page, a stuck key).
 TOO_LONG = {
     "en": "That's a lot of words! Can you tell me in a shorter way?",

@@ -12,28 +12,44 @@ AGE_STYLE = {
     "Toddlers": (
         "The listener is a toddler (1-3 years). Use very short, simple, rhythmic sentences with "
         "repetition, about familiar routines: eating, sleeping, playing, animals, family. "
-        "No danger or conflict at all. A story is 5 to 8 short sentences."
+        "No danger or conflict at all."
     ),
     "Preschoolers": (
         "The listener is a preschooler (3-5 years). Use short sentences and everyday words; where a "
         "simpler word exists, avoid words heavy in sounds young children find hard (l, s, r, v, z, "
-        "ch, sh, th). Gentle themes of responsibility, pride and saying sorry. A story is 8 to 12 "
-        "sentences."
+        "ch, sh, th). Gentle themes of responsibility, pride and saying sorry."
     ),
     "Early Elementary": (
         "The listener is 6-8 years old. Use a growing vocabulary and clear cause and effect. Mild, "
-        "quickly resolved peril is fine. A story is 10 to 15 sentences."
+        "quickly resolved peril is fine."
     ),
     "Late Elementary": (
         "The listener is 8-10 years old. Use a richer vocabulary, cause and effect, and a small "
-        "twist. Adventure with some suspense is fine, always resolved kindly. A story is 12 to 18 "
-        "sentences."
+        "twist. Adventure with some suspense is fine, always resolved kindly."
     ),
     "Preteens": (
         "The listener is 10-12 years old. Explore empathy, friendship, peer pressure and moral "
-        "choices, with characters who think about what is right. A story is 15 to 20 sentences."
+        "choices, with characters who think about what is right."
     ),
 }
+
+# How long a story is, in sentences, by age group; and about how many tokens a sentence takes there
+# (measured on the Phi-Ed stories' style: short sentences for the young, longer ones later).
+AGE_SENTENCES = {"Toddlers": (5, 8), "Preschoolers": (8, 12), "Early Elementary": (10, 15),
+                 "Late Elementary": (12, 18), "Preteens": (15, 20)}
+TOKENS_PER_SENTENCE = {"Toddlers": 10, "Preschoolers": 13, "Early Elementary": 17, "Late Elementary": 21, "Preteens": 24}
+
+
+def story_sentences(age_group: str, reply_tokens: int | None) -> tuple[int, int]:
+    """The story length to ask for: the age group's range, cut to what the reply budget can hold."""
+    low, high = AGE_SENTENCES.get(age_group, (10, 15))
+    if reply_tokens:
+        # A sixth of the budget is kept for the model's own rhythm: it runs past what it is asked.
+        fits = max(2, int(reply_tokens * 5 / 6) // TOKENS_PER_SENTENCE.get(age_group, 17))
+        high = min(high, fits)
+        low = min(low, high)
+    return low, high
+
 
 PERSONA = (
     "You are a warm, easy-going storyteller for children, speaking out loud through a robot. "
@@ -107,6 +123,12 @@ MODE_INSTRUCTIONS = {
 CHILD_SAID = {"en": "The child said: {text}", "fr": "L'enfant a dit : {text}", "de": "Das Kind sagte: {text}"}
 # How many sentences a recap takes, by age group.
 RECAP_SENTENCES = {"Toddlers": 2, "Preschoolers": 3, "Early Elementary": 3, "Late Elementary": 4, "Preteens": 5}
+# Said after a story the reply budget (llm.max_new_tokens) cut short, in place of its unfinished sentence.
+STORY_END = {
+    "en": "And that is the end of our story for today.",
+    "fr": "Et voilà, c'est la fin de notre histoire pour aujourd'hui.",
+    "de": "Und das ist das Ende unserer Geschichte für heute.",
+}
 # Said when the child asks to hear something again before anything was said.
 NOTHING_TO_REPEAT = {
     "en": "I haven't told you anything yet! What story would you like?",
@@ -115,10 +137,13 @@ NOTHING_TO_REPEAT = {
 }
 
 
-def system_prompt(age_group: str, language: str) -> str:
-    """The storyteller's instructions for one age group and language."""
+def system_prompt(age_group: str, language: str, reply_tokens: int | None = None) -> str:
+    """The storyteller's instructions for one age group and language (a story's length fitted to the reply budget)."""
     lang = LANGUAGE_NAMES[language]
-    return f"{PERSONA} {AGE_STYLE[age_group]} Always answer in {lang}, whatever language the child uses."
+    low, high = story_sentences(age_group, reply_tokens)
+    count = f"at most {high}" if low == high else f"{low} to {high}"
+    length = f"A story is {count} {'short ' if age_group == 'Toddlers' else ''}sentences."
+    return f"{PERSONA} {AGE_STYLE[age_group]} {length} Always answer in {lang}, whatever language the child uses."
 
 
 def user_prompt(text: str, mode: Mode, language: str, age_group: str, instruction: str = "") -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
+import re
 import threading
 import time
 from contextlib import closing
@@ -13,7 +14,7 @@ from typing import TYPE_CHECKING, Iterator, Optional, Union
 from errors import ConfigError
 from llm.backends import Backend
 from llm.intent import Context, Decision, IntentRouter
-from llm.prompts import NOTHING_TO_REPEAT, Mode, system_prompt, user_prompt
+from llm.prompts import NOTHING_TO_REPEAT, STORY_END, Mode, system_prompt, user_prompt
 from llm.sentences import SentenceSplitter
 from safety import lines
 
@@ -21,6 +22,9 @@ if TYPE_CHECKING:
     from safety.guard import SafetyGuard, Verdict
 
 log = logging.getLogger(__name__)
+
+# Modes whose reply is a story (it gets a closing line when the reply budget cuts it).
+STORY_MODES = frozenset({Mode.NEW_STORY, Mode.CONTINUE, Mode.CHANGE, Mode.RETELL, Mode.LESSON, Mode.CHOICE})
 
 
 @dataclass(frozen=True)
@@ -77,7 +81,7 @@ class Storyteller:
 
     def __init__(self, backend: Backend, age_group: str, language: str, memory_tokens: int, max_sentence_words: int,
                  guard: Optional["SafetyGuard"] = None, steer_retries: int = 1, rng: Optional[random.Random] = None,
-                 router: Optional[IntentRouter] = None):
+                 router: Optional[IntentRouter] = None, reply_tokens: Optional[int] = None):
         self.backend = backend
         self.age_group, self.language = age_group, language
         self.memory_tokens = memory_tokens
@@ -85,6 +89,7 @@ class Storyteller:
         self.guard = guard  # None only in tests of the model plumbing itself
         self.steer_retries = steer_retries
         self.rng = rng or random.Random()
+        self.reply_tokens = reply_tokens  # llm.max_new_tokens: a story's length is planned to fit it
         self.router = router or IntentRouter()  # the patterns alone unless given the meaning classifier
         self.history: list[dict[str, str]] = []  # user/assistant turns, oldest first
         self.last_said: list[str] = []  # the sentences of the last reply the child heard ("say that again")
@@ -101,13 +106,13 @@ class Storyteller:
         if prime is None:
             return
         try:
-            prime([{"role": "system", "content": system_prompt(self.age_group, self.language)}])
+            prime([self._system()])
         except Exception:  # noqa: BLE001 - only a head start is lost; the first turn reads the prompt itself
             log.debug("warm-up skipped", exc_info=True)
 
     def check_budget(self, max_new_tokens: int, request_tokens: int) -> None:
         """Raise ConfigError when llm.memory_tokens cannot hold the system prompt and a request, or the model cannot hold it and the reply."""
-        system = self.backend.count_tokens([{"role": "system", "content": system_prompt(self.age_group, self.language)}])
+        system = self.backend.count_tokens([self._system()])
         if self.memory_tokens < system + request_tokens:
             raise ConfigError(f"llm.memory_tokens: {self.memory_tokens} cannot hold the system prompt ({system} tokens) and a "
                               f"request (story.max_request_tokens {request_tokens}); set it to at least {system + request_tokens}")
@@ -126,13 +131,16 @@ class Storyteller:
 
     def messages_for(self, child_text: str, mode: Mode, instruction: str = "") -> list[dict[str, str]]:
         """System prompt + as much recent history as fits the token budget + the new turn."""
-        system = {"role": "system", "content": system_prompt(self.age_group, self.language)}
+        system = self._system()
         turn = {"role": "user", "content": user_prompt(child_text, mode, self.language, self.age_group, instruction)}
         history = list(self.history)
         # Drop the oldest exchange (user + assistant) until the prompt fits; the new turn always stays.
         while history and self.backend.count_tokens([system, *history, turn]) > self.memory_tokens:
             history = history[2:] if len(history) >= 2 else []
         return [system, *history, turn]
+
+    def _system(self) -> dict[str, str]:
+        return {"role": "system", "content": system_prompt(self.age_group, self.language, self.reply_tokens)}
 
     def intent_of(self, child_text: str) -> Decision:
         """What the child's words ask for, given the conversation so far."""
@@ -176,7 +184,9 @@ class Storyteller:
             yield Sentence(index, text)
         pieces = 0
         if tell:
-            pieces = yield from self._tell(messages, cancel, said)
+            # A story the reply budget cuts ends on a closing line; an answer or a recap just stops.
+            ending = STORY_END.get(self.language, STORY_END["en"]) if mode in STORY_MODES else None
+            pieces = yield from self._tell(messages, cancel, said, ending)
         if said[len(opening):]:
             # Remember what was actually said (the safe sentences), even if cut short, so "what
             # happens next?" works; history holds only what still fits the budget. A reply that
@@ -217,9 +227,15 @@ class Storyteller:
         say, request = lines.redirect(self.language, self.rng)
         return request, [say], blocked, True
 
-    def _tell(self, messages: list[dict[str, str]], cancel: threading.Event, said: list[str]) -> Iterator[StoryItem]:
-        """Stream the model's reply sentence by sentence, steering it back after a blocked sentence."""
+    def _tell(self, messages: list[dict[str, str]], cancel: threading.Event, said: list[str],
+              ending: Optional[str]) -> Iterator[StoryItem]:
+        """Stream the model's reply sentence by sentence, steering it back after a blocked sentence.
+
+        The end of the stream may be an unfinished sentence (the reply budget ran out): it is left
+        out when a finished one was said, and the story ends on `ending` instead.
+        """
         t0 = time.monotonic()
+        first = len(said)
         pieces, started = 0, False
         prompt = messages
         raw: list[str] = []
@@ -240,11 +256,20 @@ class Storyteller:
                     stopped = yield from self._checked(splitter.feed(piece), said)
                     if stopped:
                         break
+            cut = False
             if not stopped and not cancel.is_set():
-                stopped = yield from self._checked(splitter.flush(), said)
+                rest = splitter.flush()
+                if rest and not finished(rest[-1]):
+                    cut = True
+                    if len(said) + len(rest) - 1 > first:  # something finished was said: end on that
+                        rest = rest[:-1]
+                stopped = yield from self._checked(rest, said)
             if not stopped or cancel.is_set():
-                if attempt == 0 and not stopped and not cancel.is_set():
+                if attempt == 0 and not stopped and not cancel.is_set() and not cut:
                     self._clean_reply = "".join(raw).strip()
+                if cut and ending and not stopped and not cancel.is_set():
+                    said.append(ending)
+                    yield Sentence(len(said) - 1, ending)
                 return pieces
             if attempt < self.steer_retries:
                 # Ask again from the last safe sentence, with the reason left out of the prompt.
@@ -266,6 +291,11 @@ class Storyteller:
             said.append(text)
             yield Sentence(len(said) - 1, text)
         return False
+
+
+def finished(sentence: str) -> bool:
+    """Whether a sentence ends as a sentence does (a full stop, a question or an exclamation, maybe quoted)."""
+    return re.search(r"[.!?…][\"'”’»)\]]*$", sentence.strip()) is not None
 
 
 def to_repeat(said: list[str], short_words: int = 8) -> list[str]:

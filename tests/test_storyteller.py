@@ -115,3 +115,56 @@ def test_cancel_stops_within_a_token_and_keeps_what_was_said():
     assert backend.streamed <= 3
     assert sentences(items) == ["One."]  # nothing completed after the cancel is handed on
     assert teller.history[-1]["content"].startswith("One.")
+
+
+# --- stories that end ------------------------------------------------------------------------------
+
+
+def test_a_story_cut_by_the_budget_ends_on_its_last_finished_sentence():
+    from llm.prompts import STORY_END
+
+    backend = ScriptedBackend([["A fox ran home.", " The fox jumped over the"], ["Foxes sleep in dens, and they"]])
+    teller = Storyteller(backend, "Early Elementary", "en", memory_tokens=500, max_sentence_words=30)
+    said = [i.text for i in teller.stream("Tell me a story about a fox") if isinstance(i, Sentence)]
+    assert said == ["A fox ran home.", STORY_END["en"]]
+    assert teller.history[-1]["content"] == "A fox ran home. " + STORY_END["en"]  # what the child heard
+    # An answer with nothing finished is said as it is (better than silence), without a story's closing line.
+    answer = [i.text for i in teller.stream("why do foxes sleep in dens?") if isinstance(i, Sentence)]
+    assert answer == ["Foxes sleep in dens, and they"]
+
+
+def test_the_story_length_asked_for_fits_the_age_and_the_budget():
+    from llm.prompts import story_sentences
+
+    assert story_sentences("Late Elementary", None) == (12, 18)
+    assert story_sentences("Late Elementary", 2000) == (12, 18)
+    low, high = story_sentences("Late Elementary", 300)  # 18 sentences of ~21 tokens do not fit 300
+    assert high * 21 <= 300 and low == high
+    assert story_sentences("Toddlers", 300) == (5, 8)
+    assert "at most 11 sentences" in system_prompt("Late Elementary", "en", 300)
+    assert "12 to 18 sentences" in system_prompt("Late Elementary", "en")
+
+
+def test_three_stories_cut_by_a_small_budget_each_end_on_a_finished_sentence(tiny, tmp_path):
+    """The tiny model with llm.max_new_tokens 30: every story would stop mid-sentence; each ends on a full stop."""
+    import json
+
+    from llm.storyteller import finished
+    from tests.helpers import run_main
+
+    config = tmp_path / "config.yaml"
+    config.write_text((tiny / "config.yaml").read_text().replace("adapter: adapter", f"adapter: {tiny / 'adapter'}")
+                      .replace("max_new_tokens: 120", "max_new_tokens: 30"), encoding="utf-8")
+    events = tmp_path / "events.jsonl"
+    out = run_main("--config", str(config), "--text", "--mute", "--events", str(events),
+                   stdin="Tell me a story about a robot\nTell me a story about the moon\nTell me a story about a fox\n")
+    assert out.returncode == 0, out.stderr
+    records = [json.loads(line) for line in events.read_text().splitlines()]
+    from llm.prompts import STORY_END
+
+    for turn in (1, 2, 3):
+        said = [r["text"] for r in records if r["event"] == "sentence" and r["turn"] == turn]
+        assert said and all(finished(s) for s in said), said
+        assert said[-1] == STORY_END["en"], said  # cut, and closed
+    ends = [r for r in records if r["event"] == "turn_end"]
+    assert len(ends) == 3 and all(e["tokens"] >= 25 for e in ends), ends  # the budget was reached each time
