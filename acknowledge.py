@@ -53,6 +53,10 @@ class Acknowledger:
         self.rng = rng or random.Random()
         self.last: Optional[str] = None
 
+    def use_language(self, language: str) -> None:
+        """Speak another language from now on (the teacher changed it)."""
+        self.lines = LINES.get(language, LINES["en"])
+
     def line(self, mode: Mode) -> Optional[str]:
         """A short friendly line for this kind of turn; None where none fits (a repeat is said at once)."""
         if mode not in self.lines:

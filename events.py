@@ -36,6 +36,29 @@ class SessionStart(Event):
     fine_tuned: bool
     age_group: str
     language: str
+    session: int = 1  # counts the children's sessions since the app started
+    reason: str = "start"  # start, idle (the last child left), teacher (next child)
+
+
+@dataclass(frozen=True)
+class SessionEnd(Event):
+    """A child's session ended: the memory, caches, activities and screen are cleared for the next child."""
+
+    name: ClassVar[str] = "session_end"
+    session: int
+    reason: str  # idle or teacher
+    turns: int
+
+
+@dataclass(frozen=True)
+class TeacherAction(Event):
+    """The teacher changed something from the teacher's page (applied at once)."""
+
+    name: ClassVar[str] = "teacher"
+    action: str
+    value: Optional[str] = None
+    ok: bool = True
+    message: str = ""
 
 
 @dataclass(frozen=True)

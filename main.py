@@ -9,7 +9,7 @@ import sys
 import threading
 import warnings
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Optional
 
 from errors import ConfigError, StorytellerAppError
 from events import EventBus, JsonLinesSink, SessionStart
@@ -19,6 +19,8 @@ from shutdown import EXIT_CODE, Shutdown
 
 if TYPE_CHECKING:
     from activities.flow import Activities
+    from controls import KioskControls
+    from pipeline import Session
     from llm.backends import Backend
     from llm.intent import IntentRouter
     from safety.guard import SafetyGuard
@@ -188,9 +190,32 @@ def build_activities(settings: Settings, backend: "Backend", guard: "SafetyGuard
     from activities.summary import Summary
 
     act, story = settings.activities, settings.story
-    summary = Summary(act.summary_path, story.age_group, story.language, guard.redact) if act.summary_path else None
+    summary = (Summary(act.summary_path, story.age_group, story.language, guard.redact, keep_days=act.summary_keep_days)
+               if act.summary_path else None)
     return Activities(backend, guard, story.age_group, story.language, questions=act.questions,
                       max_questions=act.max_questions, choices=act.choices, summary=summary)
+
+
+def start_teacher_page(settings: Settings, session: "Session", activities: "Activities", bus: EventBus,
+                       sinks: list) -> "KioskControls":
+    """The teacher's page (teacher.enabled): its controls act on the running session; it needs teacher.pin."""
+    from audio.tts import create_synthesizer
+    from controls import KioskControls
+    from screen.teacher import start_teacher
+
+    speech, tc = settings.speech, settings.teacher
+
+    def make_voice(language: str, voice: Optional[str]):
+        voices = speech.voices.model_copy(update={language: voice})
+        return create_synthesizer(speech.model_copy(update={"voices": voices}), language, session.storyteller.age_group)
+
+    summary = activities.summary if activities is not None else None
+    controls = KioskControls(session, make_voice if session.speaker else None, summary.text if summary else None)
+    page = start_teacher(tc.host, tc.port, pin=tc.pin or "", apply=controls.apply, status=controls.status, origins=tc.origins)
+    sinks.append(("teacher's page", page))  # closed with the other sinks
+    bus.subscribe(page, name="teacher's page")
+    log.info("teacher's page: http://%s:%d/ (PIN: teacher.pin)", tc.host, page.port)
+    return controls
 
 
 def check_safety(guard: "SafetyGuard", path: str, as_input: bool) -> int:
@@ -248,7 +273,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("screen: http://%s:%d/", sc.host, sinks[-1][1].port)
     for name, sink in sinks:
         bus.subscribe(sink, name=name)
-    speaker = None
+    speaker = session = None
     try:
         from llm.backends import create_backend
         from llm.storyteller import Storyteller
@@ -272,9 +297,12 @@ def run(args: argparse.Namespace) -> int:
         from acknowledge import Acknowledger
 
         acknowledger = Acknowledger(story.language) if settings.speech.acknowledge else None
+        activities = build_activities(settings, backend, guard)
         session = Session(storyteller, bus, show=_print_sentence, speaker=speaker, acknowledger=acknowledger,
-                          activities=build_activities(settings, backend, guard), answer_timeout_s=settings.activities.answer_timeout_s,
-                          request_limit=RequestLimit(story.max_request_chars, story.max_request_tokens))
+                          activities=activities, answer_timeout_s=settings.activities.answer_timeout_s,
+                          request_limit=RequestLimit(story.max_request_chars, story.max_request_tokens),
+                          idle_reset_s=settings.session.idle_reset_s)
+        controls = start_teacher_page(settings, session, activities, bus, sinks) if settings.teacher.enabled else None
         if args.text:
             if sys.stdin.isatty():
                 print(f"Ready ({story.age_group}, {story.language}). Type what the child says; Ctrl-D to end.", file=sys.stderr)
@@ -285,6 +313,8 @@ def run(args: argparse.Namespace) -> int:
             from audio.listen import create_listener
 
             listener = create_listener(settings.listen, story.language, bus)
+            if controls is not None:
+                controls.listener = listener  # a language change from the teacher reaches Whisper too
             if args.input_wav:
                 session.run_recording(listener, args.input_wav)
             else:
@@ -298,6 +328,8 @@ def run(args: argparse.Namespace) -> int:
                     mic.close()
         return 0
     finally:
+        if session is not None:
+            session.close()
         if speaker:
             speaker.close()
         for _, sink in sinks:

@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Callable, Iterable, Optional, Protocol
 
 from acknowledge import Acknowledger
-from events import Acknowledged, BlockedEvent, ErrorEvent, EventBus, Safeguarding, SentenceReady, TurnEnd, TurnStart
+from events import (Acknowledged, BlockedEvent, ErrorEvent, EventBus, Safeguarding, SentenceReady, SessionEnd, SessionStart,
+                    TurnEnd, TurnStart)
 from errors import MicrophoneError, StorytellerAppError
 from llm.intent import Decision
 from llm.prompts import Mode
@@ -115,14 +116,21 @@ class Session:
         activities: Optional["Activities"] = None,
         answer_timeout_s: float = 8.0,
         request_limit: RequestLimit = RequestLimit(),
+        idle_reset_s: float = 0.0,
     ):
         self.storyteller, self.bus, self.show, self.speaker = storyteller, bus, show, speaker
         self.activities = activities  # questions and choices; None: stories only
         self.answer_timeout_s = answer_timeout_s  # hands-free: silence this long answers a question
         self.acknowledger = acknowledger if speaker else None  # a spoken courtesy: text mode skips it
         self.request_limit = request_limit
-        self._running: Optional[threading.Event] = None  # --text: the cancel event of the turn being answered
+        self._running: Optional[threading.Event] = None  # the cancel event of the turn being answered
         self.turns = 0
+        # One child's session: it ends after idle_reset_s without a turn (0: never) or at the teacher's "next child".
+        self.idle_reset_s = idle_reset_s
+        self.session, self.session_turns = 1, 0
+        self.paused = threading.Event()  # the teacher paused the kiosk: nothing is answered until resumed
+        self._turn_lock = threading.RLock()  # a turn and a session change never overlap
+        self._idle_timer: Optional[threading.Timer] = None
         self._marks: Optional[_Marks] = None
         bus.subscribe(self._on_event)
 
@@ -139,6 +147,72 @@ class Session:
         before this call, or from the typed line in --text mode.
         """
         cancel = cancel or threading.Event()
+        with self._turn_lock:
+            if self.paused.is_set():
+                log.info("paused by the teacher: the turn is not answered")
+                return None
+            self.session_turns += 1
+            running, self._running = self._running, cancel
+            try:
+                return self._turn(child_text, cancel, stt_s)
+            finally:
+                self._running = running
+                self._arm_idle()
+
+    def new_session(self, reason: str) -> None:
+        """The next child: memory, caches, activities and screen cleared; session_end, then session_start."""
+        if self._running is not None:
+            self._running.set()  # a story being told ends now (the turn's lock is then soon free)
+            if self.speaker:
+                self.speaker.stop()
+        with self._turn_lock:
+            self.bus.emit(SessionEnd(session=self.session, reason=reason, turns=self.session_turns))
+            st = self.storyteller
+            st.reset()
+            if self.activities is not None:
+                self.activities.new_child(st.age_group, st.language)
+            self.session, self.session_turns = self.session + 1, 0
+            log.info("session %d: a fresh start (%s)", self.session, reason)
+            self.bus.emit(SessionStart(model=st.backend.description, fine_tuned=st.backend.fine_tuned, age_group=st.age_group,
+                                       language=st.language, session=self.session, reason=reason))
+
+    def pause(self) -> None:
+        """The teacher's pause: what is being said stops, and nothing is answered until resume()."""
+        self.paused.set()
+        if self._running is not None:
+            self._running.set()
+        if self.speaker:
+            self.speaker.stop()
+
+    def resume(self) -> None:
+        """Answer the children again."""
+        self.paused.clear()
+
+    def close(self) -> None:
+        """Stop the idle clock (the session's only thread of its own)."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+
+    def _arm_idle(self) -> None:
+        """(Re)start the idle clock after a turn: this long without the next one ends the session."""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+        if self.idle_reset_s > 0:
+            self._idle_timer = threading.Timer(self.idle_reset_s, self._idle)
+            self._idle_timer.name, self._idle_timer.daemon = "session-idle", True
+            self._idle_timer.start()
+
+    def _idle(self) -> None:
+        # A turn that runs now re-arms the clock when it ends: then this one has nothing to do.
+        if not self._turn_lock.acquire(blocking=False):
+            return
+        try:
+            if self.session_turns:
+                self.new_session("idle")
+        finally:
+            self._turn_lock.release()
+
+    def _turn(self, child_text: str, cancel: threading.Event, stt_s: Optional[float]) -> Optional[TurnEnd]:
         if is_stop_word(child_text, self.storyteller.language):
             # "Stop" ends what is going on (the story was stopped by whoever heard the word); it
             # never starts a story of its own.

@@ -203,6 +203,8 @@ class ActivitySettings(_Section):
     choices: bool = False
     answer_timeout_s: float = Field(8.0, ge=2.0, le=60.0)
     summary_path: Optional[str] = None
+    # Sessions older than this are dropped from the summary at start-up (the retention policy).
+    summary_keep_days: int = Field(30, ge=1, le=3650)
 
 
 class SafetySettings(_Section):
@@ -222,6 +224,24 @@ class PrivacySettings(_Section):
     keep_transcripts: bool = False
 
 
+class SessionSettings(_Section):
+    """A kiosk many children share: when one child's session ends and the next begins afresh."""
+
+    # This long with no one speaking ends the session: memory, caches, activities and screen are
+    # cleared, so the next child never hears the last one's story. 0: only the teacher's "next child".
+    idle_reset_s: float = Field(120.0, ge=0.0, le=86400.0)
+
+
+class TeacherSettings(_Section):
+    """The teacher's page: pause, next child, age group, language, voice, volume, questions, the summary."""
+
+    enabled: bool = False
+    host: str = "127.0.0.1"  # 0.0.0.0: open it from a tablet on the school network
+    port: int = Field(8771, ge=0, le=65535)
+    pin: Optional[str] = None  # required: the page never opens without one
+    origins: tuple[str, ...] = ()  # other pages allowed to connect (the page's own are always allowed)
+
+
 class Settings(_Section):
     """All settings of the app."""
 
@@ -235,6 +255,8 @@ class Settings(_Section):
     screen: ScreenSettings = ScreenSettings()
     safety: SafetySettings = SafetySettings()
     privacy: PrivacySettings = PrivacySettings()
+    session: SessionSettings = SessionSettings()
+    teacher: TeacherSettings = TeacherSettings()
 
     def with_overrides(self, **sections: dict[str, Any]) -> "Settings":
         """Return a copy with some keys of some sections replaced, validated again."""

@@ -161,6 +161,14 @@ class Activities:
         self._finish_quiz()
         self.choice, self._story_paused = None, False
 
+    def new_child(self, age_group: str, language: str) -> None:
+        """A new child's session: nothing of the last story or its questions carries over."""
+        self.reset()
+        self.age_group, self.language = age_group, language
+        self.last_story, self.choice_next = "", self.choices
+        if self.summary:
+            self.summary.new_session(age_group, language)
+
     def stop(self) -> Optional[Step]:
         """The stop word: end whatever activity is running."""
         if not self.waiting:

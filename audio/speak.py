@@ -6,7 +6,10 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import replace
 from typing import Any, Callable, Optional
+
+import numpy as np
 
 from audio.devices import DeviceOutput, WavRecorder, short_reason
 from audio.tts import Audio, Synthesizer
@@ -82,6 +85,8 @@ class Speaker:
         retry: Optional[Backoff] = None,
     ):
         self.synth, self.bus, self.output, self.recorder = synth, bus, output, recorder
+        # Set from the teacher's page while the app runs: read by the synthesis thread per sentence.
+        self.gain = 1.0
         self.clock = clock
         self.retry = retry or Backoff(clock)
         self._texts: queue.Queue = queue.Queue()
@@ -200,6 +205,8 @@ class Speaker:
             if epoch != self._epoch:
                 self._finished_one()  # stopped (or closed) while it was made
                 continue
+            if self.gain != 1.0:  # the teacher's volume, the same for every engine
+                audio = replace(audio, samples=(audio.samples * self.gain).astype(np.float32))
             self._audio.put((epoch, text, audio))
 
     def _play_loop(self) -> None:

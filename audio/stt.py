@@ -93,6 +93,7 @@ class FasterWhisperTranscriber:
         except Exception as err:  # noqa: BLE001
             raise ListenError(f"cannot load Whisper '{model}' for faster-whisper: {err}") from err
         self.language, self.prompt, self.guard = language, prompt, guard
+        self.model_name = model  # which weights (a teacher's language change checks it is not English-only)
 
     def transcribe(self, samples: np.ndarray) -> Transcript:
         """Transcribe one utterance, dropping segments the guard rejects."""
@@ -129,6 +130,7 @@ class OpenAIWhisperTranscriber:
         except Exception as err:  # noqa: BLE001
             raise ListenError(f"cannot load Whisper '{model}' for openai-whisper: {err}") from err
         self.language, self.prompt, self.guard = language, prompt, guard
+        self.model_name = model  # which weights (a teacher's language change checks it is not English-only)
 
     def transcribe(self, samples: np.ndarray) -> Transcript:
         """Transcribe one utterance, dropping segments the guard rejects."""

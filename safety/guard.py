@@ -85,6 +85,12 @@ class SafetyGuard:
         self.meaning_on_output = meaning_on_output  # False: the meaning layer reads only what the child says
         self.judge: Optional[Judge] = None  # the model's own judgement, added once the model is loaded (main.py)
 
+    def set_audience(self, age_group: str, language: str) -> None:
+        """Another age group or language from now on (the teacher changed it mid-session)."""
+        self.age_group, self.language, self.blocked = age_group, language, AGE_POLICY[age_group]
+        if self.judge is not None and hasattr(self.judge, "age_group"):
+            self.judge.age_group = age_group
+
     def check_output(self, text: str) -> Verdict:
         """A sentence about to be spoken or shown."""
         return self._check(text, self.blocked, spoken_by_child=False)

@@ -27,7 +27,10 @@ class ScreenState:
             return None
         d = self.data
         if name == "session_start":
-            d["language"] = record.get("language", d["language"])
+            # A new child's session: nothing of the last child's stays on the screen.
+            d.update(face="idle", sentence="", previous="", word=-1, heard="", question="",
+                     language=record.get("language", d["language"]))
+            self._heard = ""
         elif name in ("listening", "speech_start"):
             d["face"] = "listening"
         elif name == "heard":

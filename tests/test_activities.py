@@ -95,7 +95,8 @@ def test_questions_after_a_story_with_hint_retry_and_kind_answer(tmp_path):
     assert [r["text"] for r in records if r["event"] == "question"] == ["Who found the blue feather?", "What colour was the feather?", "Who said thank you?"]
     assert not any("Little Fox" in json.dumps(r) for r in records if r["event"] == "question")  # answers stay hidden
     data = json.loads((tmp_path / "summary.json").read_text())
-    assert (data["stories"], data["questions_asked"], data["answered_right"]) == (1, 3, 2)
+    [kept] = data["sessions"]
+    assert (kept["stories"], kept["questions_asked"], kept["answered_right"]) == (1, 3, 2)
     assert "green" not in json.dumps(data)  # the child's words are not kept
 
 
@@ -196,3 +197,29 @@ def test_text_mode_story_questions_answers_and_summary_end_to_end(tiny, tmp_path
     assert any(line in lines.PRAISE["en"] for line in said), said
     summary = (tmp_path / "summary.md").read_text()
     assert "1 questions asked, 1 answered right" in summary and "robut" not in summary
+
+
+def test_the_summary_keeps_every_session_across_restarts(tmp_path):
+    from datetime import datetime, timedelta
+
+    path = tmp_path / "summary.md"
+    first = Summary(str(path), "Early Elementary", "en", lambda text: text)
+    first.story()
+    first.story()
+    first.new_session("Toddlers", "en")
+    first.story()
+    before = path.read_text()
+    assert before.count("## Session") == 2 and "2 stories" in before and "Toddlers, en: 1 stories" in before
+    Summary(str(path), "Early Elementary", "en", lambda text: text)  # a restart with no turns
+    assert path.read_text() == before
+    again = Summary(str(path), "Preteens", "en", lambda text: text)
+    again.story()
+    after = path.read_text()
+    assert after.count("## Session") == 3 and "Preteens, en: 1 stories" in after and "2 stories" in after
+    # Sessions older than summary_keep_days are dropped at the next start.
+    store = tmp_path / ".summary.md.json"
+    data = json.loads(store.read_text())
+    data["sessions"][0]["started"] = (datetime.now() - timedelta(days=40)).isoformat(timespec="seconds")
+    store.write_text(json.dumps(data))
+    late = Summary(str(path), "Preteens", "en", lambda text: text, keep_days=30)
+    assert len(late.sessions) == 2

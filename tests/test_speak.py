@@ -365,3 +365,18 @@ def test_piper_without_a_voice_for_the_language_says_how_to_get_one():
 
     with pytest.raises(SpeechError, match="speech.voices.fr"):
         PiperSynthesizer(language="fr", voice=None, rate_wpm=150, volume=1.0)
+
+
+def test_the_teachers_volume_scales_what_is_heard_from_the_next_sentence(tmp_path, espeak):
+    path = tmp_path / "out.wav"
+    speaker = Speaker(espeak, EventBus(), recorder=WavRecorder(str(path)))
+    speaker.say("The little fox was hungry.")
+    speaker.wait_idle(timeout=5)
+    speaker.gain = 0.5  # what KioskControls sets from the teacher's page
+    speaker.say("The little fox was hungry.")
+    speaker.wait_idle(timeout=5)
+    speaker.close()
+    data, rate = sf.read(path)
+    one = len(espeak.synthesize("The little fox was hungry.").samples)
+    loud, quiet = np.abs(data[:one]).max(), np.abs(data[-one:]).max()
+    assert loud > 0.1 and abs(quiet / loud - 0.5) < 0.05, (loud, quiet)

@@ -1,0 +1,135 @@
+"""The teacher's controls, applied to the running kiosk at once: pause, next child, age group, language, voice, volume, questions."""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, Callable, Optional
+
+from events import TeacherAction
+
+if TYPE_CHECKING:
+    from acknowledge import Acknowledger
+    from audio.listen import Listener
+    from audio.tts import Synthesizer
+    from pipeline import Session
+
+log = logging.getLogger(__name__)
+
+
+class KioskControls:
+    """What the teacher's page may change, and the state it shows; every change is announced on the bus.
+
+    `make_voice(language, voice)` builds a synthesizer (None: speech is off). Changes take effect
+    from the next sentence (volume, voice) or the next turn (age group, language, questions).
+    """
+
+    def __init__(self, session: "Session", make_voice: Optional[Callable[[str, Optional[str]], "Synthesizer"]] = None,
+                 summary_text: Optional[Callable[[], str]] = None):
+        self.session = session
+        self.make_voice = make_voice
+        self.summary_text = summary_text
+        self.listener: Optional["Listener"] = None  # set once listening starts (hands-free only)
+        self.voice: Optional[str] = None  # None: the configured voice for the language
+
+    def status(self) -> dict[str, Any]:
+        """What the teacher's page shows."""
+        s = self.session
+        speaker = s.speaker
+        acts = s.activities
+        return {"paused": s.paused.is_set(), "age_group": s.storyteller.age_group, "language": s.storyteller.language,
+                "voice": self.voice, "voices": self._voices(), "volume": round(speaker.gain, 2) if speaker else None,
+                "questions": acts.questions_mode if acts else "off", "session": s.session,
+                "summary": self.summary_text() if self.summary_text else "No summary is kept (activities.summary_path)."}
+
+    def apply(self, command: dict[str, Any]) -> dict[str, Any]:
+        """Carry out one validated command ({"action", "value"}); returns {"ok", "message"}."""
+        action, value = command["action"], command.get("value")
+        try:
+            ok, message = getattr(self, f"_{action}")(value)
+        except Exception as err:  # noqa: BLE001 - a failed change leaves the kiosk as it was
+            log.exception("teacher: %s failed", action)
+            ok, message = False, f"{action} failed: {err}"
+        self.session.bus.emit(TeacherAction(action=action, value=None if value is None else str(value), ok=ok, message=message))
+        log.info("teacher: %s", message)
+        return {"ok": ok, "message": message}
+
+    def _status(self, _: Any) -> tuple[bool, str]:
+        return True, "Status"
+
+    def _pause(self, _: Any) -> tuple[bool, str]:
+        self.session.pause()
+        return True, "Paused: the kiosk is quiet and does not answer"
+
+    def _resume(self, _: Any) -> tuple[bool, str]:
+        self.session.resume()
+        return True, "Listening again"
+
+    def _next_child(self, _: Any) -> tuple[bool, str]:
+        self.session.new_session("teacher")
+        return True, f"A fresh start for the next child (session {self.session.session})"
+
+    def _age_group(self, value: str) -> tuple[bool, str]:
+        self._audience(value, self.session.storyteller.language)
+        return True, f"Age group is now {value}"
+
+    def _language(self, value: str) -> tuple[bool, str]:
+        self._audience(self.session.storyteller.age_group, value)
+        note = ""
+        transcriber = getattr(self.listener, "transcriber", None)
+        if transcriber is not None:
+            model = str(getattr(transcriber, "model_name", ""))
+            if model.endswith(".en") and value != "en":
+                note = f"; listening stays English (listen.model {model} is English-only: set listen.model: base and restart)"
+            else:
+                from audio.stt import STORY_PROMPTS
+
+                transcriber.language = value
+                if transcriber.prompt:
+                    transcriber.prompt = STORY_PROMPTS.get(value)
+        if self.make_voice and self.session.speaker:
+            self.voice = None
+            self.session.speaker.synth = self.make_voice(value, None)
+        return True, f"Language is now {value}{note}"
+
+    def _voice(self, value: str) -> tuple[bool, str]:
+        if not (self.make_voice and self.session.speaker):
+            return False, "Speech is off: there is no voice to change"
+        self.session.speaker.synth = self.make_voice(self.session.storyteller.language, value)
+        self.voice = value
+        return True, f"Voice is now {value}"
+
+    def _volume(self, value: float) -> tuple[bool, str]:
+        if not self.session.speaker:
+            return False, "Speech is off: there is no volume to change"
+        self.session.speaker.gain = float(value)
+        return True, f"Volume is now {round(float(value) * 100)} %"
+
+    def _questions(self, value: str) -> tuple[bool, str]:
+        if self.session.activities is None:
+            return False, "Activities are off in this configuration"
+        self.session.activities.questions_mode = value
+        return True, f"Questions: {value.replace('_', ' ')}"
+
+    def _audience(self, age_group: str, language: str) -> None:
+        """The storyteller, the safety checks, the activities and the courtesy lines follow the new audience."""
+        s = self.session
+        s.storyteller.age_group, s.storyteller.language = age_group, language
+        if s.storyteller.guard is not None:
+            s.storyteller.guard.set_audience(age_group, language)
+        if s.activities is not None:
+            s.activities.age_group, s.activities.language = age_group, language
+            if s.activities.guard is not None and s.activities.guard is not s.storyteller.guard:
+                s.activities.guard.set_audience(age_group, language)
+        if s.acknowledger is not None:
+            s.acknowledger.use_language(language)
+
+    def _voices(self) -> list[str]:
+        speaker = self.session.speaker
+        if speaker is None:
+            return []
+        try:
+            language = self.session.storyteller.language
+            return [v.id for v in speaker.synth.voices() if not v.languages or any(lang.startswith(language) for lang in v.languages)][:50]
+        except Exception:  # noqa: BLE001 - a list of voices is a nicety
+            return []
+
