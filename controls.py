@@ -30,6 +30,7 @@ class KioskControls:
         self.summary_text = summary_text
         self.listener: Optional["Listener"] = None  # set once listening starts (hands-free only)
         self.voice: Optional[str] = None  # None: the configured voice for the language
+        self._voice_list: dict[str, list[str]] = {}  # per language: status() must be quick (it runs under the page's lock)
 
     def status(self) -> dict[str, Any]:
         """What the teacher's page shows."""
@@ -124,12 +125,15 @@ class KioskControls:
             s.acknowledger.use_language(language)
 
     def _voices(self) -> list[str]:
-        speaker = self.session.speaker
+        speaker, language = self.session.speaker, self.session.storyteller.language
         if speaker is None:
             return []
-        try:
-            language = self.session.storyteller.language
-            return [v.id for v in speaker.synth.voices() if not v.languages or any(lang.startswith(language) for lang in v.languages)][:50]
-        except Exception:  # noqa: BLE001 - a list of voices is a nicety
-            return []
+        if language not in self._voice_list:
+            try:
+                found = [v.id for v in speaker.synth.voices()
+                         if not v.languages or any(lang.startswith(language) for lang in v.languages)][:50]
+            except Exception:  # noqa: BLE001 - a list of voices is a nicety
+                found = []
+            self._voice_list[language] = found
+        return self._voice_list[language]
 

@@ -241,6 +241,15 @@ class TeacherSettings(_Section):
     pin: Optional[str] = None  # required: the page never opens without one
     origins: tuple[str, ...] = ()  # other pages allowed to connect (the page's own are always allowed)
 
+    @field_validator("pin", mode="before")
+    @classmethod
+    def _pin(cls, v: Any) -> Any:
+        if v is not None and not isinstance(v, str):
+            raise ValueError('must be text: quote it, e.g. pin: "0472" (a number would lose its leading zeros)')
+        if v is not None and len(v.strip()) < 4:
+            raise ValueError("must be at least 4 characters")
+        return v
+
 
 class Settings(_Section):
     """All settings of the app."""

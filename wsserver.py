@@ -119,13 +119,15 @@ class WebSocketSink:
     then lives at /ws), greets each new client with `hello()` (a catch-up message), and turns
     records into messages with `transform` (None: not sent). `scrub` filters every record first
     (privacy: what may leave the process). `settings` names the config keys in error messages.
+    `on_message` (optional) is given each text message a client sends, in a reader thread of that
+    client; a string it returns goes back to that client only. Without it incoming messages are ignored.
     """
 
     QUEUE_SIZE = 256
     SEND_TIMEOUT_S = 2.0
     POLL_S = 0.25  # how soon a handler notices its client left when no events flow
     OPEN_TIMEOUT_S = 5.0  # a half-open handshake holds a thread no longer than this
-    MAX_INCOMING = 4096  # clients have nothing to say; a bigger message closes the connection
+    MAX_INCOMING = 4096  # clients say little (commands at most); a bigger message closes the connection
 
     def __init__(
         self,
@@ -140,6 +142,7 @@ class WebSocketSink:
         max_clients: int = 8,
         scrub: Optional[Callable[[Record], Record]] = None,
         settings: str = "events.websocket_",
+        on_message: Optional[Callable[[str], Optional[str]]] = None,
     ):
         from websockets.sync.server import serve
 
@@ -147,7 +150,7 @@ class WebSocketSink:
         self._opening: set = set()  # connections admitted, handshake not finished yet
         self._lock = threading.Lock()
         self._closed = threading.Event()
-        self.pages, self.hello, self.scrub = pages or {}, hello, scrub
+        self.pages, self.hello, self.scrub, self.on_message = pages or {}, hello, scrub, on_message
         self.stage = "screen" if self.pages else "events websocket"  # its name in the bus's error events
         self.transform = transform or (lambda record: json.dumps(record, ensure_ascii=False))
         try:
@@ -226,6 +229,8 @@ class WebSocketSink:
             greeting = self.hello() if self.hello else None
             if greeting:
                 client.queue.put_nowait(greeting)
+        if self.on_message:  # after the greeting is queued, so a reply never comes before it
+            threading.Thread(target=self._read, args=(client,), name="websocket-reader", daemon=True).start()
         try:
             # A send blocked this long (the client stopped reading) raises, and websockets closes the connection.
             connection.socket.settimeout(self.SEND_TIMEOUT_S)
@@ -241,6 +246,28 @@ class WebSocketSink:
         finally:
             with self._lock:
                 self._clients.discard(client)
+
+    def _read(self, client: _Client) -> None:  # one thread per client, only with on_message
+        """Hand each text message to on_message; its reply joins the client's queue (_handle sends it)."""
+        from websockets.exceptions import ConnectionClosed
+
+        try:
+            for message in client.connection:  # ends when the connection closes, whoever closes it
+                if not isinstance(message, str):
+                    continue  # only text messages mean anything here
+                try:
+                    reply = self.on_message(message)
+                except Exception:  # a bug in the handler must not end the server, nor this client's connection
+                    log.exception("%s: a client's message could not be handled", self.stage)
+                    reply = json.dumps({"ok": False, "error": "the message could not be handled (see the app's log)"})
+                if reply is not None:
+                    try:
+                        client.queue.put_nowait(reply)
+                    except queue.Full:  # it sends faster than it reads our replies: cut it off
+                        client.drop()
+                        return
+        except (ConnectionClosed, OSError):
+            pass
 
     def __call__(self, record: Record) -> None:
         with self._lock:
