@@ -41,6 +41,9 @@ def test_state_follows_a_turn():
     s.update({"event": "heard", "text": "tell me a gory story"})
     s.update({"event": "blocked", "turn": 2, "stage": "input", "category": "gore", "rule": "gory", "layer": "rules", "masked": "tell me a [gore] story"})
     assert json.loads(s.update({"event": "turn_start", "turn": 2, "text": "tell me a gory story", "mode": "new_story"}))["heard"] == "tell me a [gore] story"
+    # The next child's session: nothing of the last child's stays on the screen.
+    fresh = json.loads(s.update({"event": "session_start", "session": 2, "reason": "idle", "language": "fr"}))
+    assert (fresh["face"], fresh["sentence"], fresh["previous"], fresh["heard"], fresh["question"]) == ("idle", "", "", "", "")
 
 
 def test_estimated_words_cover_the_voiced_audio_in_order():

@@ -120,3 +120,26 @@ def test_volume_without_speech_is_refused_plainly():
     reply = KioskControls(session).apply({"action": "volume", "value": 0.5})
     assert not reply["ok"] and "Speech is off" in reply["message"]
     assert next(r for r in records if r["event"] == "teacher")["ok"] is False
+
+
+def test_a_voice_change_takes_effect_from_the_next_sentence():
+    class Voice:
+        def __init__(self, name):
+            self.name = name
+
+        def voices(self):
+            return []
+
+    class FakeSpeaker:
+        synth, gain = Voice("first"), 1.0
+
+        def stop(self):
+            pass
+
+    session, _, records, _ = make([])
+    session.speaker = FakeSpeaker()
+    made = []
+    controls = KioskControls(session, make_voice=lambda language, voice: made.append((language, voice)) or Voice(voice))
+    assert controls.apply({"action": "voice", "value": "en-gb"})["message"] == "Voice is now en-gb"
+    assert made == [("en", "en-gb")] and session.speaker.synth.name == "en-gb" and controls.status()["voice"] == "en-gb"
+    assert controls.apply({"action": "volume", "value": 0.3})["ok"] and session.speaker.gain == 0.3
