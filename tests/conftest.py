@@ -18,6 +18,19 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 no_telemetry()  # nor may they leave usage data behind (the app switches it off the same way)
 
 
+# Fixtures that load a model, start a server or a sound server, or drive a browser: a test that
+# uses one is an integration test. Every other test is a unit test unless marked integration.
+HEAVY_FIXTURES = frozenset({"tiny", "pulse", "servers", "vllm", "endless", "encoder", "trained", "espeak", "results",
+                            "kiosk", "starter", "whisper", "piper"})
+
+
+def pytest_collection_modifyitems(config, items):
+    """Mark the fast tests `unit` (pytest -m unit: the quick loop while working; the full suite is CI's)."""
+    for item in items:
+        if item.get_closest_marker("integration") is None and not HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.unit)
+
+
 @pytest.fixture(scope="session")
 def tiny(tmp_path_factory) -> Path:
     """A folder with the tiny Phi-3 base, its LoRA adapter and config.yaml (scripts/make_tiny_models.py)."""

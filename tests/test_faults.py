@@ -4,6 +4,7 @@ import threading
 import time
 
 import numpy as np
+import pytest
 
 from audio.listen import Listener
 from audio.speak import Speaker
@@ -140,6 +141,7 @@ def test_voice_failure_skips_one_sentence_and_the_story_goes_on():
     assert any(r["event"] == "turn_end" for r in log)
 
 
+@pytest.mark.integration
 def test_microphone_failure_is_apologised_for_once_and_the_device_reopened():
     from errors import MicrophoneError
 

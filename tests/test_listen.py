@@ -40,6 +40,7 @@ def listen_to(listener, samples, counter=None):
     return listener.listen(frames_of(np.concatenate([samples, silence(1.5)]), counter), threading.Event())
 
 
+@pytest.mark.integration
 def test_children_requests_in_several_voices(listener):
     truth, heard = [], []
     for voice, pitch, wpm in VOICES:
@@ -77,6 +78,7 @@ def test_first_syllable_is_kept_by_the_pre_roll(listener):
     assert result.text.lower().startswith("dragon")
 
 
+@pytest.mark.integration
 def test_speech_over_classroom_babble_at_10_db(listener, bus_log):
     """The turn ends soon after the child stops although the room keeps murmuring."""
     truth, heard, delays = [], [], []

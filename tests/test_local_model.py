@@ -96,6 +96,7 @@ def test_app_streams_a_reply_and_writes_sentence_events(tiny, tmp_path):
     assert modes == ["new_story", "continue"]
 
 
+@pytest.mark.integration
 def test_missing_weights_offline_is_one_clear_line(tmp_path):
     config = tmp_path / "config.yaml"
     config.write_text("llm:\n  model: custom\n  base_model: someone/not-downloaded\n")
@@ -106,6 +107,7 @@ def test_missing_weights_offline_is_one_clear_line(tmp_path):
     assert len(error) == 1 and "someone/not-downloaded" in error[0] and "llm.model: starter" in error[0]
 
 
+@pytest.mark.integration
 def test_phi_ed_offline_names_both_downloads():
     result = run_main("--text", stdin="hello\n", env={"HF_HUB_OFFLINE": "1"}, timeout=120)
     assert result.returncode == 1 and "Traceback" not in result.stderr

@@ -25,6 +25,8 @@ from screen.server import start_screen
 from tests.helpers import wait_for
 from wsserver import WebSocketSink, access_for, is_loopback
 
+pytestmark = pytest.mark.integration  # real weights, servers or a browser: not in pytest -m unit
+
 TOKEN = "a-test-token-0123456789"
 EVIL = "http://evil.example"
 CHILD = "my name is Anna Smith and I live at 12 Baker Street"

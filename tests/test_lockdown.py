@@ -233,6 +233,7 @@ def _signal_and_time(proc: subprocess.Popen, sig: int) -> tuple[int, float]:
     return rc, time.monotonic() - t0
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_a_main_thread_stuck_in_a_c_call_still_ends_within_2_s(sig):
     proc = subprocess.Popen([sys.executable, "-c", STUCK], stdout=subprocess.PIPE, text=True, cwd=ROOT,

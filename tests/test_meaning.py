@@ -190,6 +190,7 @@ class Zeros:
         return np.zeros((len(texts), self.dims), np.float32)
 
 
+@pytest.mark.integration
 def test_the_training_script_builds_weights_the_layer_loads(tmp_path):
     """On a small sample of the corpus (the whole run takes minutes; its features are cached)."""
     rng = random.Random(0)

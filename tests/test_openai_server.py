@@ -79,6 +79,7 @@ def llm(url, **kw):
     return LLMSettings(**{"backend": "openai", "server_url": url, "timeout_s": 5, "retries": 2, **kw})
 
 
+@pytest.mark.integration
 def test_streams_sentences_and_asks_for_the_lora_by_name(server, monkeypatch):
     monkeypatch.setenv("OPENAI_API_KEY", "school-key")
     backend = create_backend(llm(server))
@@ -101,6 +102,7 @@ def test_cancel_closes_the_stream(server):
     assert Server.sent[0] < len(WORDS) // 2  # the server stopped early: the client hung up
 
 
+@pytest.mark.integration
 def test_a_busy_server_is_retried(server):
     Server.script = ["busy", "busy", "ok"]
     pieces = list(create_backend(llm(server)).stream([{"role": "user", "content": "hi"}], threading.Event()))

@@ -71,6 +71,7 @@ def settings(url, **kw):
     return LLMSettings(backend="hf-inference", hf_base_url=url, timeout_s=5, **kw)
 
 
+@pytest.mark.integration
 def test_streams_sentences_from_the_hosted_api(server, monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "secret-token")
     backend = create_backend(settings(server))

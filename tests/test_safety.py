@@ -174,6 +174,7 @@ def test_events_file_keeps_no_child_words_unless_enabled():
     assert scrubber(False, redact)(sentence)["text"] == "Call [phone]."
 
 
+@pytest.mark.integration
 def test_check_safety_command(tmp_path):
     path = tmp_path / "lines.txt"
     path.write_text("The fox found a golden key.\nThe witch was scary.\nHe stabbed the troll.\n\n", encoding="utf-8")
@@ -236,6 +237,7 @@ def test_held_out_table():
     assert len(wrong(h.HELDOUT_UNSAFE_INPUTS, "input")) <= 1
 
 
+@pytest.mark.integration
 def test_a_remote_backend_is_announced_at_start_up(tmp_path):
     config = tmp_path / "remote.yaml"
     config.write_text("llm:\n  backend: hf-inference\n  hf_token_env: NO_SUCH_TOKEN_VARIABLE\n", encoding="utf-8")

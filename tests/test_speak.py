@@ -189,6 +189,7 @@ def test_espeak_voice_per_language():
     assert fr.synthesize("Il était une fois un petit renard.").duration > 1.0
 
 
+@pytest.mark.integration
 def test_piper_voice_speaks_clearly():
     piper = PiperSynthesizer(language="en", voice=None, rate_wpm=150, volume=1.0)
     audio = piper.synthesize(SENTENCE)
@@ -196,6 +197,7 @@ def test_piper_voice_speaks_clearly():
     assert len(words(SENTENCE) & words(transcribe(audio.samples, audio.sample_rate))) >= 10
 
 
+@pytest.mark.integration
 def test_sentences_play_in_order_while_more_are_produced():
     """Overlap, measured by order of events: sentence 1 plays before the source has written the last one."""
     bus = EventBus()

@@ -238,6 +238,7 @@ class WatchedRecorder(WavRecorder):
         return super().close(wait_s)
 
 
+@pytest.mark.integration
 def test_close_mid_sentence_joins_both_threads_before_closing_the_device_and_the_wav(tmp_path):
     bus = EventBus()
     log = record_events(bus)

