@@ -8,7 +8,6 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 from events import TeacherAction
 
 if TYPE_CHECKING:
-    from acknowledge import Acknowledger
     from audio.listen import Listener
     from audio.tts import Synthesizer
     from pipeline import Session
@@ -19,11 +18,12 @@ log = logging.getLogger(__name__)
 class KioskControls:
     """What the teacher's page may change, and the state it shows; every change is announced on the bus.
 
-    `make_voice(language, voice)` builds a synthesizer (None: speech is off). Changes take effect
-    from the next sentence (volume, voice) or the next turn (age group, language, questions).
+    `make_voice(language, voice, age_group)` builds a synthesizer (None: speech is off; voice None:
+    the configured one). The volume takes effect at once, a voice from the next sentence made, the
+    age group, language and questions from the next turn.
     """
 
-    def __init__(self, session: "Session", make_voice: Optional[Callable[[str, Optional[str]], "Synthesizer"]] = None,
+    def __init__(self, session: "Session", make_voice: Optional[Callable[[str, Optional[str], str], "Synthesizer"]] = None,
                  summary_text: Optional[Callable[[], str]] = None):
         self.session = session
         self.make_voice = make_voice
@@ -54,9 +54,6 @@ class KioskControls:
         log.info("teacher: %s", message)
         return {"ok": ok, "message": message}
 
-    def _status(self, _: Any) -> tuple[bool, str]:
-        return True, "Status"
-
     def _pause(self, _: Any) -> tuple[bool, str]:
         self.session.pause()
         return True, "Paused: the kiosk is quiet and does not answer"
@@ -70,11 +67,20 @@ class KioskControls:
         return True, f"A fresh start for the next child (session {self.session.session})"
 
     def _age_group(self, value: str) -> tuple[bool, str]:
+        # The voice is made again first: its pace follows the age group (speech.age_rates), and a
+        # voice that cannot be made leaves everything as it was.
+        synth = self._new_voice(self.session.storyteller.language, self.voice, value)
         self._audience(value, self.session.storyteller.language)
+        if synth is not None:
+            self.session.speaker.synth = synth
         return True, f"Age group is now {value}"
 
     def _language(self, value: str) -> tuple[bool, str]:
+        synth = self._new_voice(value, None, self.session.storyteller.age_group)  # first: it may fail
         self._audience(self.session.storyteller.age_group, value)
+        if synth is not None:
+            self.voice = None
+            self.session.speaker.synth = synth
         note = ""
         transcriber = getattr(self.listener, "transcriber", None)
         if transcriber is not None:
@@ -87,15 +93,12 @@ class KioskControls:
                 transcriber.language = value
                 if transcriber.prompt:
                     transcriber.prompt = STORY_PROMPTS.get(value)
-        if self.make_voice and self.session.speaker:
-            self.voice = None
-            self.session.speaker.synth = self.make_voice(value, None)
         return True, f"Language is now {value}{note}"
 
     def _voice(self, value: str) -> tuple[bool, str]:
         if not (self.make_voice and self.session.speaker):
             return False, "Speech is off: there is no voice to change"
-        self.session.speaker.synth = self.make_voice(self.session.storyteller.language, value)
+        self.session.speaker.synth = self.make_voice(self.session.storyteller.language, value, self.session.storyteller.age_group)
         self.voice = value
         return True, f"Voice is now {value}"
 
@@ -110,6 +113,12 @@ class KioskControls:
             return False, "Activities are off in this configuration"
         self.session.activities.questions_mode = value
         return True, f"Questions: {value.replace('_', ' ')}"
+
+    def _new_voice(self, language: str, voice: Optional[str], age_group: str) -> Optional["Synthesizer"]:
+        """A synthesizer for the language, voice and age group's pace; None when speech is off."""
+        if not (self.make_voice and self.session.speaker):
+            return None
+        return self.make_voice(language, voice, age_group)
 
     def _audience(self, age_group: str, language: str) -> None:
         """The storyteller, the safety checks, the activities and the courtesy lines follow the new audience."""

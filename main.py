@@ -205,9 +205,10 @@ def start_teacher_page(settings: Settings, session: "Session", activities: "Acti
 
     speech, tc = settings.speech, settings.teacher
 
-    def make_voice(language: str, voice: Optional[str]):
-        voices = speech.voices.model_copy(update={language: voice})
-        return create_synthesizer(speech.model_copy(update={"voices": voices}), language, session.storyteller.age_group)
+    def make_voice(language: str, voice: Optional[str], age_group: str):
+        # None: the voice configured for that language (speech.voices), not the engine's pick.
+        voices = speech.voices if voice is None else speech.voices.model_copy(update={language: voice})
+        return create_synthesizer(speech.model_copy(update={"voices": voices}), language, age_group)
 
     summary = activities.summary if activities is not None else None
     controls = KioskControls(session, make_voice if session.speaker else None, summary.text if summary else None)

@@ -70,6 +70,17 @@ class _Marks:
     first_story_audio: Optional[float] = None
     ack: Optional[str] = None  # the acknowledgement line said this turn
     played: list[str] = field(default_factory=list)  # sentences played whole this turn (speak_end)
+    started: list[str] = field(default_factory=list)  # sentences begun this turn (speak_start), the ack included
+
+    def heard(self, told: list[str]) -> int:
+        """How many of the turn's sentences, from the first, the child began to hear."""
+        begun, count = list(self.started), 0
+        for text in told:
+            if text not in begun:
+                break
+            begun.remove(text)
+            count += 1
+        return count
 
     def mark(self, step: str) -> None:
         """Record the first time a step happens."""
@@ -127,7 +138,7 @@ class Session:
         self.turns = 0
         # One child's session: it ends after idle_reset_s without a turn (0: never) or at the teacher's "next child".
         self.idle_reset_s = idle_reset_s
-        self.session, self.session_turns = 1, 0
+        self.session, self._turns_before = 1, 0
         self.paused = threading.Event()  # the teacher paused the kiosk: nothing is answered until resumed
         self._turn_lock = threading.RLock()  # a turn and a session change never overlap
         self._idle_timer: Optional[threading.Timer] = None
@@ -148,16 +159,20 @@ class Session:
         """
         cancel = cancel or threading.Event()
         with self._turn_lock:
-            if self.paused.is_set():
-                log.info("paused by the teacher: the turn is not answered")
-                return None
-            self.session_turns += 1
-            running, self._running = self._running, cancel
+            self._running = cancel  # before the pause check: a pause() from now on cancels this turn
             try:
+                if self.paused.is_set():
+                    log.info("paused by the teacher: the turn is not answered")
+                    return None
                 return self._turn(child_text, cancel, stt_s)
             finally:
-                self._running = running
+                self._running = None
                 self._arm_idle()
+
+    @property
+    def session_turns(self) -> int:
+        """Turns answered in this child's session (stories, answers, activities)."""
+        return self.turns - self._turns_before
 
     def new_session(self, reason: str) -> None:
         """The next child: memory, caches, activities and screen cleared; session_end, then session_start."""
@@ -171,7 +186,7 @@ class Session:
             st.reset()
             if self.activities is not None:
                 self.activities.new_child(st.age_group, st.language)
-            self.session, self.session_turns = self.session + 1, 0
+            self.session, self._turns_before = self.session + 1, self.turns
             log.info("session %d: a fresh start (%s)", self.session, reason)
             self.bus.emit(SessionStart(model=st.backend.description, fine_tuned=st.backend.fine_tuned, age_group=st.age_group,
                                        language=st.language, session=self.session, reason=reason))
@@ -213,6 +228,8 @@ class Session:
             self._turn_lock.release()
 
     def _turn(self, child_text: str, cancel: threading.Event, stt_s: Optional[float]) -> Optional[TurnEnd]:
+        if not child_text.strip() and not (self.activities and self.activities.waiting):
+            return None  # silence (a question's timeout) after the activity ended, e.g. at "next child"
         if is_stop_word(child_text, self.storyteller.language):
             # "Stop" ends what is going on (the story was stopped by whoever heard the word); it
             # never starts a story of its own.
@@ -303,8 +320,10 @@ class Session:
                       first_audio_s=marks.first_audio, first_story_audio_s=marks.first_story_audio, total_s=round(time.monotonic() - marks.t0, 4),
                       sentences_played=sum(min(told.count(t), marks.played.count(t)) for t in set(told)) if self.speaker else None)
         self.bus.emit(end)
-        if end.sentences_played is not None and plan is not None and plan.mode is not Mode.REPEAT:
-            self.storyteller.played(end.sentences_played)  # "say that again" means the last one heard
+        if self.speaker and told and plan is not None and plan.mode is not Mode.REPEAT:
+            heard = marks.heard(told)  # "say that again" means the last one the child heard (began to)
+            if heard:
+                self.storyteller.played(heard)
         log.debug("turn %d: stt %s s, first token %s s, first sentence %s s, first audio %s s (story %s s), total %s s",
                   turn, end.stt_s, end.first_token_s, end.first_sentence_s, end.first_audio_s,
                   end.first_story_audio_s, end.total_s)
@@ -342,6 +361,7 @@ class Session:
 
     def _on_event(self, record: dict) -> None:
         if record["event"] == "speak_start" and self._marks is not None:
+            self._marks.started.append(record["text"])
             self._marks.mark("first_audio")
             if record["text"] != self._marks.ack:
                 self._marks.mark("first_story_audio")
@@ -491,11 +511,7 @@ class Session:
             line, cancel = item
             # An empty line is silence: nothing, unless a question waits for an answer.
             if line or (self.activities and self.activities.waiting):
-                self._running = cancel
-                try:
-                    self.run_turn(line, cancel)
-                finally:
-                    self._running = None
+                self.run_turn(line, cancel)
 
     def _read_lines(self, lines: Iterable[str], out: queue.Queue, stop: threading.Event) -> None:
         previous: Optional[threading.Event] = None

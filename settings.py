@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from errors import ConfigError
 
@@ -246,9 +246,15 @@ class TeacherSettings(_Section):
     def _pin(cls, v: Any) -> Any:
         if v is not None and not isinstance(v, str):
             raise ValueError('must be text: quote it, e.g. pin: "0472" (a number would lose its leading zeros)')
-        if v is not None and len(v.strip()) < 4:
-            raise ValueError("must be at least 4 characters")
+        if v is not None and (len(v) < 4 or v != v.strip()):
+            raise ValueError("must be at least 4 characters, with no spaces around it")
         return v
+
+    @model_validator(mode="after")
+    def _needs_pin(self) -> "TeacherSettings":
+        if self.enabled and not self.pin:
+            raise ValueError('the teacher\'s page needs a PIN: set teacher.pin (e.g. pin: "0472"), or teacher.enabled: false')
+        return self
 
 
 class Settings(_Section):

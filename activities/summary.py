@@ -29,8 +29,10 @@ class Summary:
         self.keep_days = keep_days
         self._lock = threading.Lock()
         self._failing = False  # the last write failed (said once)
-        self.sessions = self._load()
-        self.data = _fresh(age_group, language, len(self.sessions) + 1)
+        self.sessions, expired = self._load()
+        self.data = _fresh(age_group, language, self._next_number())
+        if expired:  # the retention policy holds on disk at once, not at the next story
+            self._write()
 
     @property
     def store(self) -> Path:
@@ -42,7 +44,7 @@ class Summary:
         with self._lock:
             if _used(self.data):
                 self.sessions.append(self.data)
-            self.data = _fresh(age_group, language, len(self.sessions) + 1)
+            self.data = _fresh(age_group, language, self._next_number())
 
     def text(self) -> str:
         """The summary as the teacher reads it (Markdown), current session included."""
@@ -52,12 +54,14 @@ class Summary:
     def story(self) -> None:
         """One story (or one part of a story between choices) was told."""
         with self._lock:
+            self._begin()
             self.data["stories"] += 1
             self._write()
 
     def quiz(self, results: list[dict]) -> None:
         """A round of questions ended."""
         with self._lock:
+            self._begin()
             for r in results:
                 self.data["questions"].append({**r, "question": self.redact(r["question"]), "expected": self.redact(r["expected"])})
             self.data["questions_asked"] += len(results)
@@ -67,23 +71,34 @@ class Summary:
     def choice(self, event: ChoiceMade) -> None:
         """The child (or the story) picked a way for the story to go."""
         with self._lock:
+            self._begin()
             self.data["choices"].append({"options": [self.redact(o) for o in event.options],
                                          "chosen": self.redact(event.chosen), "by": event.by})
             self._write()
 
-    def _load(self) -> list[dict]:
-        """The sessions kept from earlier runs, without those older than keep_days; none if unreadable."""
+    def _next_number(self) -> int:
+        """Sessions are numbered on, across restarts (never a number twice, even after old ones are dropped)."""
+        return max((int(s.get("session", 0)) for s in self.sessions), default=0) + 1
+
+    def _begin(self) -> None:
+        """A session's start is its first activity (not the end of the one before)."""
+        if self.data["started"] is None:
+            self.data["started"] = datetime.now().isoformat(timespec="seconds")
+
+    def _load(self) -> tuple[list[dict], bool]:
+        """The sessions kept from earlier runs without those older than keep_days (none if unreadable), and whether any were."""
         try:
             data = json.loads(self.store.read_text(encoding="utf-8"))
         except FileNotFoundError:
-            return []
+            return [], False
         except (OSError, ValueError) as err:
             log.warning("teacher's summary: cannot read %s (%s); it starts afresh and is rewritten at the first change",
                         self.store, err)
-            return []
+            return [], False
         sessions = data.get("sessions", [data]) if isinstance(data, dict) else []  # a single session: the old format
         cutoff = (datetime.now() - timedelta(days=self.keep_days)).isoformat(timespec="seconds")
-        return [s for s in sessions if isinstance(s, dict) and str(s.get("started", "")) >= cutoff]
+        kept = [s for s in sessions if isinstance(s, dict) and str(s.get("started") or "") >= cutoff]
+        return kept, len(kept) < len(sessions)
 
     def _write(self) -> None:
         """Rewrite the file; a failed write (a full disk) is one warning, and the next change writes it all."""
@@ -132,7 +147,7 @@ class Summary:
 
 
 def _fresh(age_group: str, language: str, number: int) -> dict:
-    return {"session": number, "started": datetime.now().isoformat(timespec="seconds"), "age_group": age_group,
+    return {"session": number, "started": None, "age_group": age_group,
             "language": language, "stories": 0, "questions_asked": 0, "answered_right": 0, "questions": [], "choices": []}
 
 

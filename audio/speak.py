@@ -6,7 +6,6 @@ import logging
 import queue
 import threading
 import time
-from dataclasses import replace
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -85,7 +84,7 @@ class Speaker:
         retry: Optional[Backoff] = None,
     ):
         self.synth, self.bus, self.output, self.recorder = synth, bus, output, recorder
-        # Set from the teacher's page while the app runs: read by the synthesis thread per sentence.
+        # Set from the teacher's page while the app runs: read by the playback thread per block.
         self.gain = 1.0
         self.clock = clock
         self.retry = retry or Backoff(clock)
@@ -205,8 +204,6 @@ class Speaker:
             if epoch != self._epoch:
                 self._finished_one()  # stopped (or closed) while it was made
                 continue
-            if self.gain != 1.0:  # the teacher's volume, the same for every engine
-                audio = replace(audio, samples=(audio.samples * self.gain).astype(np.float32))
             self._audio.put((epoch, text, audio))
 
     def _play_loop(self) -> None:
@@ -251,6 +248,8 @@ class Speaker:
         played = next_word = 0
         while played < len(audio.samples) and epoch == self._epoch:
             chunk = audio.samples[played : played + block]
+            if self.gain != 1.0:  # the teacher's volume, applied as it is played: heard at once
+                chunk = (chunk * self.gain).astype(np.float32)
             # Paced by the device: it returns once the block is queued, a few ms before it is
             # heard. The first write of a sentence may wait for the stream to start.
             if self.output and not self._write(chunk, audio.sample_rate):

@@ -157,10 +157,9 @@ class Pyttsx3Synthesizer:
 
     def voices(self) -> list[Voice]:
         """Voices of the platform's engine."""
-        return [
-            Voice(v.id, v.name, tuple(str(lang) for lang in (v.languages or [])))
-            for v in self.engine.getProperty("voices")
-        ]
+        with _PYTTSX3_LOCK:  # the engine is shared, and eSpeak is not thread-safe
+            found = self.engine.getProperty("voices")
+        return [Voice(v.id, v.name, tuple(str(lang) for lang in (v.languages or []))) for v in found]
 
     def _voice_for(self, language: str) -> Optional[str]:
         """The first voice whose language matches (en-us before en-gb for English)."""

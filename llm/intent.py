@@ -4,7 +4,8 @@ Two readers give scores over the same labels, and one pure function, `decide`, t
 context into a mode:
 - the meaning reader: a small classifier (scripts/train_intent.py, llm/data/intent.npz) over the
   features of the safety meaning layer's encoder. The safety check reads the child's words anyway;
-  the encoder keeps that pass, so routing costs a matrix product, not a second model call.
+  the encoder keeps that pass, so routing costs a matrix product, not a second model call (with
+  safety.meaning: off the router runs the encoder itself, about 120 ms a turn on 2 cores).
 - the patterns: cue phrases in the three languages, the fallback when the encoder is off.
 The storyteller model choosing the mode itself would cost a prompt read of Phi-3 before the first
 word (seconds on a CPU), so it is not used for routing (README, "What the child asks").

@@ -125,9 +125,12 @@ class Storyteller:
         """Forget the conversation (a new child at the kiosk)."""
         self.history.clear()
         self.last_said = []
-        forget = getattr(self.backend, "forget", None)  # a backend that keeps caches of the conversation
-        if forget is not None:
-            forget()
+        meaning = getattr(self.guard, "meaning", None)
+        # A backend that keeps caches of the conversation, and the encoder that keeps the child's last words.
+        for keeper in (self.backend, self.router.encoder, getattr(meaning, "encoder", None)):
+            forget = getattr(keeper, "forget", None)
+            if forget is not None:
+                forget()
 
     def messages_for(self, child_text: str, mode: Mode, instruction: str = "") -> list[dict[str, str]]:
         """System prompt + as much recent history as fits the token budget + the new turn."""
@@ -259,7 +262,8 @@ class Storyteller:
             cut = False
             if not stopped and not cancel.is_set():
                 rest = splitter.flush()
-                if rest and not finished(rest[-1]):
+                # Unfinished, and (where the budget is known) the reply ran to it: cut, not an odd ending.
+                if rest and not finished(rest[-1]) and (self.reply_tokens is None or pieces >= self.reply_tokens // 2):
                     cut = True
                     if len(said) + len(rest) - 1 > first:  # something finished was said: end on that
                         rest = rest[:-1]
@@ -295,7 +299,7 @@ class Storyteller:
 
 def finished(sentence: str) -> bool:
     """Whether a sentence ends as a sentence does (a full stop, a question or an exclamation, maybe quoted)."""
-    return re.search(r"[.!?…][\"'”’»)\]]*$", sentence.strip()) is not None
+    return re.search(r"[.!?…][\s\"'”’“‘»«)\]]*$", sentence.strip()) is not None  # "! »": French spacing
 
 
 def to_repeat(said: list[str], short_words: int = 8) -> list[str]:

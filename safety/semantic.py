@@ -71,6 +71,11 @@ class Encoder:
         self._prefix_tokens = len(self.tokenizer(prefix)["input_ids"])
         self._suffix_tokens = len(self.tokenizer(suffix)["input_ids"])
 
+    def forget(self) -> None:
+        """Drop the texts kept (the child's words): a new child's session keeps nothing of the last."""
+        with self._lock:
+            self._recent.clear()
+
     def __call__(self, texts: Sequence[str], layers: Sequence[int] = ()) -> np.ndarray:
         """Features for each text at the given layers side by side (default: the deepest), float32."""
         layers = tuple(layers) or (self.layer,)

@@ -6,7 +6,7 @@ import json
 from typing import Any, Optional
 
 # Events that change what the screen shows; the rest (timings, turn_end details) are not sent.
-SHOWN = {"session_start", "listening", "speech_start", "heard", "turn_start", "blocked", "speak_start", "word",
+SHOWN = {"session_start", "teacher", "listening", "speech_start", "heard", "turn_start", "blocked", "speak_start", "word",
          "speak_end", "speak_stopped", "turn_end", "question", "answer_judged", "choice", "error"}
 
 
@@ -26,7 +26,11 @@ class ScreenState:
         if name not in SHOWN:
             return None
         d = self.data
-        if name == "session_start":
+        if name == "teacher":
+            if record.get("action") != "language" or not record.get("ok"):
+                return None
+            d["language"] = record.get("value") or d["language"]  # the page's own words follow the kiosk's language
+        elif name == "session_start":
             # A new child's session: nothing of the last child's stays on the screen.
             d.update(face="idle", sentence="", previous="", word=-1, heard="", question="",
                      language=record.get("language", d["language"]))

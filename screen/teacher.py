@@ -84,7 +84,7 @@ def _check_value(action: str, value: Any) -> Any:
                 or not 0.0 <= value <= 1.0:
             raise ValueError(f"volume must be a number from 0.0 to 1.0 (got {value!r})")
         return float(value)
-    if value not in QUESTIONS:  # questions
+    if not isinstance(value, str) or value not in QUESTIONS:  # questions (a list is not hashable: check the type first)
         raise ValueError(f"questions must be one of {', '.join(QUESTIONS)} (got {value!r})")
     return value
 

@@ -223,3 +223,6 @@ def test_the_summary_keeps_every_session_across_restarts(tmp_path):
     store.write_text(json.dumps(data))
     late = Summary(str(path), "Preteens", "en", lambda text: text, keep_days=30)
     assert len(late.sessions) == 2
+    assert len(json.loads(store.read_text())["sessions"]) == 2  # dropped from the disk at once, not at the next story
+    late.story()
+    assert "## Session 4" in path.read_text()  # numbered on, never a number twice

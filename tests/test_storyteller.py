@@ -133,6 +133,13 @@ def test_a_story_cut_by_the_budget_ends_on_its_last_finished_sentence():
     assert answer == ["Foxes sleep in dens, and they"]
 
 
+def test_finished_sentences_in_three_languages():
+    from llm.storyteller import finished
+
+    assert all(finished(s) for s in ["The end.", '"Good night!"', "« Bonne nuit ! »", "„Schlaf gut, kleiner Fuchs!“", "Wirklich?‘"])
+    assert not any(finished(s) for s in ["Then he handed it to his", "Et puis,", "Und dann"])
+
+
 def test_the_story_length_asked_for_fits_the_age_and_the_budget():
     from llm.prompts import story_sentences
 
