@@ -136,6 +136,8 @@ class SpeechEnd(Event):
 
     name: ClassVar[str] = "speech_end"
     forced: bool
+    silence_s: Optional[float] = None  # the silence waited before the turn was declared
+    words: str = ""  # the words' verdict when they decided early ("ends on 'dragon'")
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,12 @@ class ListenSettings(_Section):
     pre_roll_s: float = Field(0.3, ge=0.0, le=2.0)
     min_speech_s: float = Field(0.25, ge=0.0, le=3.0)
     end_silence_s: float = Field(0.8, gt=0.0, le=5.0)
+    # Words that cannot end a request ("a story about", "et", "mit", "um") keep the turn open this
+    # much longer for the rest of it (0: off); end_silence_s + this is the longest pause waited.
+    unfinished_hold_s: float = Field(1.7, ge=0.0, le=5.0)
+    # A pause this long starts transcribing the turn so far; when those words are finished and the
+    # pause goes on, the turn ends there, before end_silence_s (0: off, the turn ends at end_silence_s).
+    probe_s: float = Field(0.25, ge=0.0, le=2.0)
     max_utterance_s: float = Field(15.0, ge=1.0, le=120.0)
     no_speech_threshold: float = Field(0.6, ge=0.0, le=1.0)
     min_avg_logprob: float = Field(-1.5, le=0.0)

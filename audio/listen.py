@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
+from audio.completeness import judge
 from audio.devices import DeviceRef, parse_device, resample
 from audio.stt import Transcriber, Transcript
 from audio.vad import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE, EndpointConfig, NoiseFloor, Segmenter, Turn, frame_db
@@ -25,8 +26,49 @@ STALL_S = 2.0
 TAIL_S = 0.2
 
 
+class _Early:
+    """A transcript of the turn so far, made on a thread of its own at a pause, while listening goes on.
+
+    One at a time (the transcriber is not shared across threads); a newer pause waits for it.
+    """
+
+    def __init__(self, transcriber: Transcriber):
+        self.transcriber = transcriber
+        self.thread: Optional[threading.Thread] = None
+        self.result: Optional[Transcript] = None
+        self.frames = -1  # how many frames of the turn it read; -1: none yet
+        self.failed = False
+
+    @property
+    def busy(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
+
+    def start(self, audio: np.ndarray, frames: int) -> None:
+        """Transcribe this much of the turn in the background."""
+        self.result, self.frames, self.failed = None, frames, False
+
+        def run() -> None:
+            try:
+                self.result = self.transcriber.transcribe(audio)
+            except Exception:  # noqa: BLE001 - the turn is transcribed again at its end, where errors are reported
+                self.failed = True
+
+        self.thread = threading.Thread(target=run, name="stt-early", daemon=True)
+        self.thread.start()
+
+    def wait(self) -> None:
+        """Let a running transcription finish (before the transcriber is used again)."""
+        if self.thread is not None:
+            self.thread.join()
+
+
 class Listener:
-    """Turns a stream of 32 ms frames into one transcribed turn at a time."""
+    """Turns a stream of 32 ms frames into one transcribed turn at a time.
+
+    With `probe_s`, a pause that long starts transcribing the turn so far; when those words are
+    finished (audio/completeness.py) and the pause goes on, the turn ends there, with its
+    transcript ready, instead of after the whole end_silence_s and a transcription after it.
+    """
 
     def __init__(
         self,
@@ -37,10 +79,16 @@ class Listener:
         threshold: float = 0.5,
         noise_margin_db: float = 6.0,
         pre_roll_s: float = 0.3,
+        unfinished_hold_s: float = 0.0,
+        probe_s: float = 0.0,
     ):
         self.scorer, self.transcriber, self.bus = scorer, transcriber, bus
         self.endpoint, self.threshold = endpoint, threshold
         self.noise_margin_db, self.pre_roll_s = noise_margin_db, pre_roll_s
+        # Words that cannot end a request ("a story about") keep the turn open this much longer.
+        self.unfinished_hold_s = unfinished_hold_s
+        self.probe_s = probe_s  # 0: no early transcript; the turn ends at end_silence_s
+        self._ready: Optional[Transcript] = None  # the early transcript of the utterance just returned
         self.noise = NoiseFloor()
 
     def is_speech(self, frame: np.ndarray) -> bool:
@@ -55,13 +103,26 @@ class Listener:
         stop: threading.Event,
         on_start: Optional[Callable[[], None]] = None,
         announce: bool = True,
+        wait_s: Optional[float] = None,
     ) -> Optional[np.ndarray]:
         """Read frames until a whole utterance (with pre-roll) has been heard; None if the input ends first.
 
         on_start runs the moment speech is confirmed (barge-in stops the speaker there).
         announce: emit `listening` (off while the app speaks: the robot's face shows speaking).
+        wait_s: give up (None) when no speech has begun after this long.
         """
         seg = Segmenter(self.endpoint)
+        # Only while the child has the floor: not for the stop word over the app's own voice.
+        early = _Early(self.transcriber) if self.probe_s > 0 and wait_s is None and announce else None
+        try:
+            return self._utterance(frames, stop, on_start, announce, wait_s, seg, early)
+        finally:
+            if early is not None:
+                early.wait()  # never two transcriptions at once: the next one may start right after
+
+    def _utterance(self, frames: Iterable[np.ndarray], stop: threading.Event, on_start: Optional[Callable[[], None]],
+                   announce: bool, wait_s: Optional[float], seg: Segmenter, early: Optional[_Early]) -> Optional[np.ndarray]:
+        self._ready = None
         keep = int((self.pre_roll_s + self.endpoint.min_speech_s + self.endpoint.end_silence_s) / FRAME_S) + 2
         recent: collections.deque = collections.deque(maxlen=keep)  # frames before the turn is confirmed
         taken: list[np.ndarray] = []
@@ -71,7 +132,10 @@ class Listener:
         for i, frame in enumerate(frames):
             if stop.is_set():
                 return None
+            silence_before = seg.silence_s
             event = seg.process(FRAME_S, self.is_speech(frame))
+            if wait_s is not None and not seg.speaking and event is not Turn.END and (i + 1) * FRAME_S >= wait_s:
+                return None
             if seg.speaking or event is Turn.END:
                 taken.append(frame)
             else:
@@ -85,13 +149,44 @@ class Listener:
                     on_start()
             elif event is Turn.END:
                 silence = 0 if seg.forced else int((self.endpoint.end_silence_s - TAIL_S) / FRAME_S)
-                self.bus.emit(SpeechEnd(forced=seg.forced))
+                self.bus.emit(SpeechEnd(forced=seg.forced, silence_s=None if seg.forced else self.endpoint.end_silence_s))
                 log.debug("utterance: frames %d-%d", start_index, i)
-                return np.concatenate(taken[: len(taken) - silence] if silence else taken)
+                audio = np.concatenate(taken[: len(taken) - silence] if silence else taken)
+                if early is not None:
+                    early.wait()
+                    # The pause it read lasted to the end: its words are this turn's (no second pass).
+                    pause_start = len(taken) - round((silence_before + FRAME_S) / FRAME_S)
+                    if early.result is not None and early.frames == pause_start:
+                        self._ready = early.result
+                return audio
+            elif early is not None and seg.speaking:
+                decided = self._probe(early, seg, taken)
+                if decided is not None:
+                    return decided
         if seg.speaking:  # the recording ended mid-sentence
             self.bus.emit(SpeechEnd(forced=True))
             return np.concatenate(taken)
         return None
+
+    def _probe(self, early: _Early, seg: Segmenter, taken: list[np.ndarray]) -> Optional[np.ndarray]:
+        """At a pause: start the early transcript, or end the turn now when it is back and finished."""
+        silence = seg.silence_s
+        if silence < self.probe_s or seg.resume > 0:  # resume: the child is speaking again right now
+            return None
+        pause_start = len(taken) - round(silence / FRAME_S)  # frames of the turn before this pause
+        if early.frames != pause_start and not early.busy:
+            early.start(np.concatenate(taken[: pause_start + round(TAIL_S / FRAME_S)]), pause_start)
+            return None
+        if early.frames != pause_start or early.busy or early.result is None or not early.result.text:
+            return None
+        verdict = judge(early.result.text, early.result.language or getattr(self.transcriber, "language", None) or "en")
+        if not verdict.finished:
+            return None  # an open word: the usual end, then the hold, decide
+        seg.end_now()
+        self._ready = early.result
+        self.bus.emit(SpeechEnd(forced=False, silence_s=round(silence, 3), words=verdict.reason))
+        log.debug("turn ended by its words after %.2f s of silence (%s)", silence, verdict.reason)
+        return np.concatenate(taken[: pause_start + round(TAIL_S / FRAME_S)])
 
     def listen(
         self,
@@ -115,18 +210,46 @@ class Listener:
                 return None
             if max_seconds is not None and len(audio) > max_seconds * SAMPLE_RATE:
                 continue
-            try:
-                transcript = self.transcriber.transcribe(audio)
-            except ListenError:
-                raise
-            except Exception as err:  # noqa: BLE001
-                raise ListenError(f"transcription failed: {err}") from err
+            transcript, self._ready = self._ready or self._transcribe(audio), None
+            if transcript.text and max_seconds is None and announce:
+                transcript = self._rest_of(transcript, audio, frames, stop)
             if transcript.text:
                 self.bus.emit(Heard(text=transcript.text, language=transcript.language,
                                     duration=round(transcript.duration, 3)))
                 return transcript
             log.debug("speech with no words (dropped %d segments); listening on", transcript.dropped)
         return None
+
+    def _transcribe(self, audio: np.ndarray) -> Transcript:
+        try:
+            return self.transcriber.transcribe(audio)
+        except ListenError:
+            raise
+        except Exception as err:  # noqa: BLE001
+            raise ListenError(f"transcription failed: {err}") from err
+
+    def _rest_of(self, transcript: Transcript, audio: np.ndarray, frames: Iterator[np.ndarray],
+                 stop: threading.Event) -> Transcript:
+        """A turn whose words stop on "about", "et", "mit"...: wait a little longer for the rest of it.
+
+        A child searching for a word pauses longer than the end-of-turn silence. If they go on
+        within unfinished_hold_s, the whole request is transcribed again as one; if not, the
+        turn is what was said.
+        """
+        while self.unfinished_hold_s > 0 and not stop.is_set():
+            verdict = judge(transcript.text, transcript.language or getattr(self.transcriber, "language", None) or "en")
+            if verdict.finished:
+                break
+            log.debug("unfinished (%s): listening %.1f s more", verdict.reason, self.unfinished_hold_s)
+            more = self.utterance(frames, stop, announce=False, wait_s=self.unfinished_hold_s)
+            if more is None:
+                break
+            audio = np.concatenate([audio, more])
+            longer = self._transcribe(audio)
+            if not longer.text:
+                break
+            transcript = longer
+        return transcript
 
 
 def wav_frames(path: str) -> Iterator[np.ndarray]:
@@ -217,4 +340,4 @@ def create_listener(listen: Any, story_language: str, bus: EventBus) -> Listener
     endpoint = EndpointConfig(listen.min_speech_s, listen.end_silence_s, listen.max_utterance_s)
     return Listener(SileroScorer(), create_transcriber(listen, story_language), bus, endpoint,
                     threshold=listen.vad_threshold, noise_margin_db=listen.noise_margin_db,
-                    pre_roll_s=listen.pre_roll_s)
+                    pre_roll_s=listen.pre_roll_s, unfinished_hold_s=listen.unfinished_hold_s, probe_s=listen.probe_s)

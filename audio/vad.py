@@ -112,6 +112,12 @@ class Segmenter:
         self.resume = 0.0  # speech heard inside a trailing silence
         self.forced = False  # the last END came from max_utterance_s
 
+    def end_now(self) -> Turn:
+        """End the turn at once (the words already say it is finished); back to waiting for speech."""
+        self.speaking, self.forced = False, False
+        self.speech_start, self.speech_s, self.silence_s, self.resume = None, 0.0, 0.0, 0.0
+        return Turn.END
+
     def process(self, seconds: float, is_speech: bool) -> Optional[Turn]:
         """Advance by one frame; say when a turn starts or ends."""
         start_of_frame = self.t

@@ -177,3 +177,39 @@ def test_missing_microphone_is_one_line_suggesting_text(tiny, tmp_path):
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 1 and "microphone" in errors[0] and "--text" in errors[0]
     assert "Traceback" not in result.stderr
+
+
+# --- a pause inside a request (audio/completeness.py) ------------------------------------------------
+
+PAUSED = [("Tell me a story about", "a dragon who loves chocolate cake."),
+          ("Can I have a story with a fox and", "a little owl in the forest?"),
+          ("I want a story about the", "moon and the stars.")]
+
+
+def test_a_pause_mid_request_does_not_cut_the_child_off(listener):
+    """Child-pitched voices pausing 1.2 s after an open word: one turn with the whole request; with the hold off, cut."""
+    for (head, tail), (voice, pitch, wpm) in zip(PAUSED, VOICES):
+        clip = np.concatenate([silence(0.5), espeak(head, voice, pitch, wpm), silence(1.2), espeak(tail, voice, pitch, wpm)])
+        heard = listen_to(listener, clip)
+        assert heard is not None and wer([f"{head} {tail}"], [heard.text]) <= 0.3, (head, heard)
+        cut = copy_listener(listener, 0.0)
+        first = listen_to(cut, clip)
+        assert first is not None and tail.split()[-1].strip(".?").lower() not in first.text.lower(), first  # the control
+
+
+def copy_listener(listener, hold: float):
+    """The same parts with another hold (the Listener holds no state between turns but its noise floor)."""
+    from audio.listen import Listener
+
+    return Listener(listener.scorer, listener.transcriber, listener.bus, listener.endpoint, listener.threshold,
+                    listener.noise_margin_db, listener.pre_roll_s, unfinished_hold_s=hold)
+
+
+def test_a_finished_request_ends_without_the_hold(listener):
+    """The hold is only for unfinished words: a whole request ends at the usual silence (counted in frames, not time)."""
+    speech = np.concatenate([silence(0.5), espeak("Tell me a story about a brave little mouse.")])
+    counter = [0]
+    heard = listen_to(listener, np.concatenate([speech, silence(3.0)]), counter)
+    assert heard is not None and "mouse" in heard.text.lower()
+    waited_s = counter[0] * 512 / 16000 - len(speech) / 16000
+    assert waited_s < 1.2, waited_s  # end_silence_s (0.8 s) and a frame or two, not 0.8 + 1.7

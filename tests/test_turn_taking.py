@@ -1,0 +1,110 @@
+"""The end of a turn decided by sound and words: a pause after finished words ends it early, an open word keeps it open.
+
+A loud frame is speech (a scripted scorer) and the transcriber is scripted, so the decisions are
+tested without timing: frames are fed a little slower than the early transcript takes.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+
+from audio.listen import Listener
+from audio.stt import Transcript
+from audio.vad import FRAME_S, FRAME_SAMPLES, EndpointConfig
+from events import EventBus
+
+LOUD, QUIET = np.full(FRAME_SAMPLES, 0.5, np.float32), np.zeros(FRAME_SAMPLES, np.float32)
+
+
+class Scripted:
+    """Words by how much speech the audio holds: each (seconds, text) pair applies from that length on."""
+
+    language = "en"
+
+    def __init__(self, by_length: list[tuple[float, str]]):
+        self.by_length, self.calls = by_length, []
+
+    def transcribe(self, samples):
+        seconds = len(samples) / 16000
+        self.calls.append(round(seconds, 2))
+        text = [t for s, t in self.by_length if seconds >= s][-1]
+        return Transcript(text, "en", seconds, 0.01)
+
+
+def frames(*parts: tuple[float, np.ndarray], pace_s: float = 0.004):
+    """(seconds, frame) runs as the microphone would give them, a little slower than a scripted transcript."""
+    for seconds, frame in parts:
+        for _ in range(round(seconds / FRAME_S)):
+            time.sleep(pace_s)
+            yield frame
+
+
+def listener(transcriber, hold=1.7, probe=0.25):
+    bus, records = EventBus(), []
+    bus.subscribe(records.append)
+    scorer = lambda f: float(np.abs(f).max() > 0.1)  # noqa: E731
+    return Listener(scorer, transcriber, bus, EndpointConfig(0.25, 0.8, 15.0), noise_margin_db=0.0,
+                    pre_roll_s=0.1, unfinished_hold_s=hold, probe_s=probe), records
+
+
+def test_finished_words_end_the_turn_at_the_first_pause_with_the_transcript_ready():
+    stt = Scripted([(0.0, "Tell me a story about a dragon.")])
+    ear, records = listener(stt)
+    counted = []
+    source = frames((0.5, QUIET), (1.5, LOUD), (3.0, QUIET))
+
+    def counting():
+        for f in source:
+            counted.append(f)
+            yield f
+
+    heard = ear.listen(counting(), threading.Event())
+    assert heard.text == "Tell me a story about a dragon."
+    end = next(r for r in records if r["event"] == "speech_end")
+    assert end["words"] == "ends on 'dragon'" and 0.25 <= end["silence_s"] < 0.8, end
+    assert len(stt.calls) == 1  # the early transcript is the turn's: no second pass
+    waited = len(counted) * FRAME_S - 2.0
+    assert waited < 0.8, waited  # before end_silence_s: the point of it
+
+
+def test_an_open_word_keeps_the_turn_open_for_the_rest():
+    stt = Scripted([(0.0, "Tell me a story about"), (2.5, "Tell me a story about a dragon who loves cake.")])
+    ear, records = listener(stt)
+    heard = ear.listen(frames((0.5, QUIET), (1.2, LOUD), (1.3, QUIET), (1.0, LOUD), (2.0, QUIET)), threading.Event())
+    assert heard.text == "Tell me a story about a dragon who loves cake."
+    assert not any(r.get("words") for r in records if r["event"] == "speech_end")  # no early end on "about"
+
+
+def test_speech_that_resumes_drops_the_early_transcript():
+    """The early words come back only after the child went on: they are dropped, the whole turn is transcribed."""
+    gate = threading.Event()
+
+    class Slow(Scripted):
+        def transcribe(self, samples):
+            if not self.calls:
+                gate.wait(5)  # the first (early) transcript is slow: it returns after speech resumed
+            return super().transcribe(samples)
+
+    stt = Slow([(0.0, "A story."), (1.5, "A story with a fox and a bear.")])
+    ear, records = listener(stt, hold=0.0)
+
+    def mic():
+        yield from frames((0.3, QUIET), (0.7, LOUD), (0.4, QUIET))
+        gate.set()
+        yield from frames((1.0, LOUD), (2.0, QUIET))
+
+    heard = ear.listen(mic(), threading.Event())
+    assert heard.text == "A story with a fox and a bear.", (heard, stt.calls)
+    assert len(stt.calls) >= 2 and stt.calls[-1] > 1.5
+
+
+def test_without_the_probe_the_turn_ends_at_the_usual_silence():
+    stt = Scripted([(0.0, "Tell me a story about a dragon.")])
+    ear, records = listener(stt, probe=0.0)
+    heard = ear.listen(frames((0.5, QUIET), (1.5, LOUD), (3.0, QUIET), pace_s=0.0), threading.Event())
+    assert heard.text == "Tell me a story about a dragon." and len(stt.calls) == 1
+    end = next(r for r in records if r["event"] == "speech_end")
+    assert end["silence_s"] == 0.8 and end["words"] == ""
