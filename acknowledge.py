@@ -53,6 +53,10 @@ class Acknowledger:
         self.rng = rng or random.Random()
         self.last: Optional[str] = None
 
+    def all_lines(self) -> list[str]:
+        """Every line it may say (so a speaker can make them ahead)."""
+        return [line for lines in self.lines.values() for line in lines]
+
     def use_language(self, language: str) -> None:
         """Speak another language from now on (the teacher changed it)."""
         self.lines = LINES.get(language, LINES["en"])

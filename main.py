@@ -298,6 +298,9 @@ def run(args: argparse.Namespace) -> int:
         from acknowledge import Acknowledger
 
         acknowledger = Acknowledger(story.language) if settings.speech.acknowledge else None
+        if speaker and acknowledger:
+            # Made ahead: the acknowledgement is the first thing a child hears after speaking.
+            threading.Thread(target=speaker.prepare, args=(acknowledger.all_lines(),), name="tts-prepare", daemon=True).start()
         activities = build_activities(settings, backend, guard)
         session = Session(storyteller, bus, show=_print_sentence, speaker=speaker, acknowledger=acknowledger,
                           activities=activities, answer_timeout_s=settings.activities.answer_timeout_s,

@@ -159,7 +159,7 @@ class ListenSettings(_Section):
     unfinished_hold_s: float = Field(1.7, ge=0.0, le=5.0)
     # A pause this long starts transcribing the turn so far; when those words are finished and the
     # pause goes on, the turn ends there, before end_silence_s (0: off, the turn ends at end_silence_s).
-    probe_s: float = Field(0.25, ge=0.0, le=2.0)
+    probe_s: float = Field(0.2, ge=0.0, le=2.0)
     max_utterance_s: float = Field(15.0, ge=1.0, le=120.0)
     no_speech_threshold: float = Field(0.6, ge=0.0, le=1.0)
     min_avg_logprob: float = Field(-1.5, le=0.0)

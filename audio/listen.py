@@ -104,24 +104,28 @@ class Listener:
         on_start: Optional[Callable[[], None]] = None,
         announce: bool = True,
         wait_s: Optional[float] = None,
+        prefix: Optional[np.ndarray] = None,
     ) -> Optional[np.ndarray]:
         """Read frames until a whole utterance (with pre-roll) has been heard; None if the input ends first.
 
         on_start runs the moment speech is confirmed (barge-in stops the speaker there).
         announce: emit `listening` (off while the app speaks: the robot's face shows speaking).
         wait_s: give up (None) when no speech has begun after this long.
+        prefix: the turn heard before this part (the rest of an unfinished request): the early
+        transcript reads both.
         """
         seg = Segmenter(self.endpoint)
         # Only while the child has the floor: not for the stop word over the app's own voice.
-        early = _Early(self.transcriber) if self.probe_s > 0 and wait_s is None and announce else None
+        early = _Early(self.transcriber) if self.probe_s > 0 and (announce or prefix is not None) else None
         try:
-            return self._utterance(frames, stop, on_start, announce, wait_s, seg, early)
+            return self._utterance(frames, stop, on_start, announce, wait_s, seg, early, prefix)
         finally:
             if early is not None:
                 early.wait()  # never two transcriptions at once: the next one may start right after
 
     def _utterance(self, frames: Iterable[np.ndarray], stop: threading.Event, on_start: Optional[Callable[[], None]],
-                   announce: bool, wait_s: Optional[float], seg: Segmenter, early: Optional[_Early]) -> Optional[np.ndarray]:
+                   announce: bool, wait_s: Optional[float], seg: Segmenter, early: Optional[_Early],
+                   prefix: Optional[np.ndarray]) -> Optional[np.ndarray]:
         self._ready = None
         keep = int((self.pre_roll_s + self.endpoint.min_speech_s + self.endpoint.end_silence_s) / FRAME_S) + 2
         recent: collections.deque = collections.deque(maxlen=keep)  # frames before the turn is confirmed
@@ -160,7 +164,7 @@ class Listener:
                         self._ready = early.result
                 return audio
             elif early is not None and seg.speaking:
-                decided = self._probe(early, seg, taken)
+                decided = self._probe(early, seg, taken, prefix)
                 if decided is not None:
                     return decided
         if seg.speaking:  # the recording ended mid-sentence
@@ -168,14 +172,16 @@ class Listener:
             return np.concatenate(taken)
         return None
 
-    def _probe(self, early: _Early, seg: Segmenter, taken: list[np.ndarray]) -> Optional[np.ndarray]:
+    def _probe(self, early: _Early, seg: Segmenter, taken: list[np.ndarray],
+               prefix: Optional[np.ndarray] = None) -> Optional[np.ndarray]:
         """At a pause: start the early transcript, or end the turn now when it is back and finished."""
         silence = seg.silence_s
         if silence < self.probe_s or seg.resume > 0:  # resume: the child is speaking again right now
             return None
         pause_start = len(taken) - round(silence / FRAME_S)  # frames of the turn before this pause
         if early.frames != pause_start and not early.busy:
-            early.start(np.concatenate(taken[: pause_start + round(TAIL_S / FRAME_S)]), pause_start)
+            heard = taken[: pause_start + round(TAIL_S / FRAME_S)]
+            early.start(np.concatenate(([prefix] if prefix is not None else []) + heard), pause_start)
             return None
         if early.frames != pause_start or early.busy or early.result is None or not early.result.text:
             return None
@@ -241,11 +247,11 @@ class Listener:
             if verdict.finished:
                 break
             log.debug("unfinished (%s): listening %.1f s more", verdict.reason, self.unfinished_hold_s)
-            more = self.utterance(frames, stop, announce=False, wait_s=self.unfinished_hold_s)
+            more = self.utterance(frames, stop, announce=False, wait_s=self.unfinished_hold_s, prefix=audio)
             if more is None:
                 break
             audio = np.concatenate([audio, more])
-            longer = self._transcribe(audio)
+            longer, self._ready = self._ready or self._transcribe(audio), None  # the early one read it all
             if not longer.text:
                 break
             transcript = longer

@@ -83,6 +83,7 @@ class Speaker:
         clock: Callable[[], float] = time.monotonic,
         retry: Optional[Backoff] = None,
     ):
+        self._rendered: dict[str, Audio] = {}  # lines made ahead (prepare): said without waiting for the voice
         self.synth, self.bus, self.output, self.recorder = synth, bus, output, recorder
         # Set from the teacher's page while the app runs: read by the playback thread per block.
         self.gain = 1.0
@@ -99,6 +100,26 @@ class Speaker:
         self._play_thread = threading.Thread(target=self._play_loop, name="tts-play", daemon=True)
         self._synth_thread.start()
         self._play_thread.start()
+
+    @property
+    def synth(self) -> Synthesizer:
+        """The voice; setting another (the teacher's page) takes effect from the next sentence made."""
+        return self._synth
+
+    @synth.setter
+    def synth(self, value: Synthesizer) -> None:
+        self._synth, self._rendered = value, {}  # lines made by the old voice are not the new one's
+
+    def prepare(self, texts: list[str]) -> None:
+        """Make lines said often (the acknowledgements) ahead, so they start the moment they are said."""
+        synth = self._synth
+        for text in texts:
+            if self._closed or synth is not self._synth:
+                return
+            try:
+                self._rendered[text] = synth.synthesize(text)
+            except Exception:  # noqa: BLE001 - it is only a head start: the line is made when said
+                log.debug("could not prepare %r", text[:40], exc_info=True)
 
     def say(self, text: str) -> None:
         """Queue a sentence; returns at once (after close(), nothing is said)."""
@@ -195,7 +216,7 @@ class Speaker:
                 self._finished_one()  # taken just before a stop(), so stop() could not drain it
                 continue
             try:
-                audio = self.synth.synthesize(text)
+                audio = self._rendered.get(text) or self.synth.synthesize(text)
             except Exception as err:  # noqa: BLE001 - a bad sentence must not end the session
                 log.error("could not speak %r: %s", text[:40], err)
                 self.bus.emit(ErrorEvent(stage="tts", message=str(err)))

@@ -382,3 +382,28 @@ def test_the_teachers_volume_scales_what_is_heard_from_the_next_sentence(tmp_pat
     one = len(espeak.synthesize("The little fox was hungry.").samples)
     loud, quiet = np.abs(data[:one]).max(), np.abs(data[-one:]).max()
     assert loud > 0.1 and abs(quiet / loud - 0.5) < 0.05, (loud, quiet)
+
+
+def test_prepared_lines_are_not_made_again_and_a_new_voice_forgets_them(tmp_path):
+    class Counting(ToneSynth):
+        def __init__(self):
+            super().__init__()
+            self.made = []
+
+        def synthesize(self, text):
+            self.made.append(text)
+            return super().synthesize(text)
+
+    first = Counting()
+    speaker = Speaker(first, EventBus(), recorder=WavRecorder(str(tmp_path / "out.wav")))
+    speaker.prepare(["Ooh, I love that idea!"])
+    speaker.say("Ooh, I love that idea!")
+    speaker.say("Once upon a time.")
+    assert speaker.wait_idle(timeout=5)
+    assert first.made == ["Ooh, I love that idea!", "Once upon a time."]  # the prepared line only once
+    second = Counting()
+    speaker.synth = second
+    speaker.say("Ooh, I love that idea!")
+    assert speaker.wait_idle(timeout=5)
+    speaker.close()
+    assert second.made == ["Ooh, I love that idea!"]  # made by the new voice, not the old voice's copy
