@@ -112,12 +112,12 @@ class Speaker:
 
     def prepare(self, texts: list[str]) -> None:
         """Make lines said often (the acknowledgements) ahead, so they start the moment they are said."""
-        synth = self._synth
+        synth, cache = self._synth, self._rendered  # a voice set meanwhile gets a cache of its own
         for text in texts:
             if self._closed or synth is not self._synth:
                 return
             try:
-                self._rendered[text] = synth.synthesize(text)
+                cache[text] = synth.synthesize(text)
             except Exception:  # noqa: BLE001 - it is only a head start: the line is made when said
                 log.debug("could not prepare %r", text[:40], exc_info=True)
 
