@@ -176,9 +176,8 @@ def build_router(settings: Settings, guard: "SafetyGuard") -> "IntentRouter":
         if guard.meaning is not None:
             return IntentRouter(guard.meaning.encoder)  # one forward pass a turn serves both
         from llm.starter import starter_model_dir
-        from safety.semantic import Encoder
 
-        return IntentRouter(Encoder(starter_model_dir(), 22))
+        return IntentRouter.with_own_encoder(starter_model_dir())
     except (ModelError, ValueError) as err:
         log.warning("intent: %s; cue phrases decide what the child asks", err)
         return IntentRouter()

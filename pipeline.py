@@ -270,11 +270,7 @@ class Session:
         self.turns += 1
         turn = self.turns
         marks = self._marks = _Marks(time.monotonic() - (stt_s or 0.0), transcript=None if stt_s is None else round(stt_s, 4))
-        try:
-            decision = decision or self.storyteller.intent_of(child_text)
-        except Exception as err:  # noqa: BLE001 - the router never raises by design; this keeps the session if it does
-            self.fault("intent", err)
-            return None
+        decision = decision or self.storyteller.intent_of(child_text)  # never raises: it falls back to the patterns
         instruction = self.activities.instruction_for(child_text, decision.mode) if self.activities else ""
         told: list[str] = []
         tokens, plan = 0, None

@@ -37,7 +37,6 @@ class _Early:
         self.thread: Optional[threading.Thread] = None
         self.result: Optional[Transcript] = None
         self.frames = -1  # how many frames of the turn it read; -1: none yet
-        self.failed = False
 
     @property
     def busy(self) -> bool:
@@ -45,13 +44,13 @@ class _Early:
 
     def start(self, audio: np.ndarray, frames: int) -> None:
         """Transcribe this much of the turn in the background."""
-        self.result, self.frames, self.failed = None, frames, False
+        self.result, self.frames = None, frames
 
         def run() -> None:
             try:
                 self.result = self.transcriber.transcribe(audio)
-            except Exception:  # noqa: BLE001 - the turn is transcribed again at its end, where errors are reported
-                self.failed = True
+            except Exception:  # noqa: BLE001 - no result: the turn is transcribed again at its end, where errors are reported
+                log.debug("early transcript failed", exc_info=True)
 
         self.thread = threading.Thread(target=run, name="stt-early", daemon=True)
         self.thread.start()

@@ -80,9 +80,8 @@ def main() -> None:
     routers = [IntentRouter()]
     if not args.patterns_only:
         from llm.starter import starter_model_dir
-        from safety.semantic import Encoder
 
-        routers.append(IntentRouter(Encoder(starter_model_dir(), 22)))
+        routers.append(IntentRouter.with_own_encoder(starter_model_dir()))
     by_lang, by_label, timing, misses = [], [], {}, {}
     for router in routers:
         lang_rows, label_rows, timing[router.by], misses[router.by] = score(router, rows)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Optional
 
+from errors import ModelError
 from llm.prompts import Mode
 
 if TYPE_CHECKING:
@@ -164,6 +165,21 @@ class IntentRouter:
             self.head = Head(weights, "the intent router", "run python -m scripts.train_intent to build them")
             if max(self.head.layers) > encoder.layer:
                 raise ValueError(f"the intent router reads layer {max(self.head.layers)}; the encoder stops at {encoder.layer}")
+
+    @classmethod
+    def with_own_encoder(cls, model_dir: str, weights: Path = WEIGHTS) -> "IntentRouter":
+        """A router that reads the words itself (no safety meaning layer to share a pass with)."""
+        import numpy as np
+
+        from safety.semantic import Encoder
+
+        try:
+            with np.load(weights) as data:  # only the layers: the whole head is read by the router itself
+                depth = int(max(data["layers"]))
+        except (OSError, KeyError, ValueError) as err:
+            raise ModelError(f"the intent router: its weights {weights} cannot be read ({err}); "
+                             "run python -m scripts.train_intent to build them") from err
+        return cls(Encoder(model_dir, depth), weights)
 
     @property
     def by(self) -> str:

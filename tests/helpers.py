@@ -62,3 +62,14 @@ def words(text: str) -> set[str]:
     import re
 
     return set(re.findall(r"[a-z']+", text.lower()))
+
+
+def refused(url: str, **kwargs) -> int:
+    """The HTTP status a WebSocket handshake to url is refused with (fails if it is accepted)."""
+    import pytest
+    from websockets.exceptions import InvalidStatus
+    from websockets.sync.client import connect
+
+    with pytest.raises(InvalidStatus) as caught:
+        connect(url, open_timeout=5, **kwargs).close()
+    return caught.value.response.status_code

@@ -15,14 +15,13 @@ import time
 import urllib.request
 
 import pytest
-from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from events import BlockedEvent, EventBus, Heard, JsonLinesSink, SentenceReady, SpeakStart, TurnStart
 from safety.guard import SafetyGuard
 from safety.privacy import NOT_KEPT, scrubber
 from screen.server import start_screen
-from tests.helpers import wait_for
+from tests.helpers import refused, wait_for
 from wsserver import WebSocketSink, access_for, is_loopback
 
 pytestmark = pytest.mark.integration  # real weights, servers or a browser: not in pytest -m unit
@@ -30,13 +29,6 @@ pytestmark = pytest.mark.integration  # real weights, servers or a browser: not 
 TOKEN = "a-test-token-0123456789"
 EVIL = "http://evil.example"
 CHILD = "my name is Anna Smith and I live at 12 Baker Street"
-
-
-def refused(url: str, **kwargs) -> int:
-    """The HTTP status a WebSocket handshake to url is refused with (fails if it is accepted)."""
-    with pytest.raises(InvalidStatus) as caught:
-        connect(url, open_timeout=5, **kwargs).close()
-    return caught.value.response.status_code
 
 
 @pytest.fixture

@@ -11,25 +11,17 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from websockets.exceptions import InvalidStatus
 from websockets.sync.client import connect
 
 from errors import ConfigError
 from screen import server as screen_server
 from screen.teacher import TeacherServer, parse_command, start_teacher
 from settings import AGE_GROUPS
-from tests.helpers import wait_for
+from tests.helpers import refused, wait_for
 from wsserver import WebSocketSink
 
 PIN = "2468"
 EVIL = "http://evil.example"
-
-
-def refused(url: str, **kwargs) -> int:
-    """The HTTP status a WebSocket handshake to url is refused with (fails if it is accepted)."""
-    with pytest.raises(InvalidStatus) as caught:
-        connect(url, open_timeout=5, **kwargs).close()
-    return caught.value.response.status_code
 
 
 @pytest.mark.parametrize("text, command", [
