@@ -155,11 +155,10 @@ def build_meaning(settings: Settings):
     if settings.safety.meaning == "off":
         return None
     from errors import ModelError
-    from llm.starter import starter_model_dir
     from safety.semantic import MeaningLayer
 
     try:
-        return MeaningLayer(model_dir=starter_model_dir())
+        return MeaningLayer()
     except ModelError as err:
         log.warning("safety: %s; the word lists alone check the sentences", err)
         return None
@@ -175,9 +174,7 @@ def build_router(settings: Settings, guard: "SafetyGuard") -> "IntentRouter":
     try:
         if guard.meaning is not None:
             return IntentRouter(guard.meaning.encoder)  # one forward pass a turn serves both
-        from llm.starter import starter_model_dir
-
-        return IntentRouter.with_own_encoder(starter_model_dir())
+        return IntentRouter.with_own_encoder()
     except (ModelError, ValueError) as err:
         log.warning("intent: %s; cue phrases decide what the child asks", err)
         return IntentRouter()

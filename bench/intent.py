@@ -79,9 +79,7 @@ def main() -> None:
     rows = read_heldout(args.heldout)
     routers = [IntentRouter()]
     if not args.patterns_only:
-        from llm.starter import starter_model_dir
-
-        routers.append(IntentRouter.with_own_encoder(starter_model_dir()))
+        routers.append(IntentRouter.with_own_encoder())
     by_lang, by_label, timing, misses = [], [], {}, {}
     for router in routers:
         lang_rows, label_rows, timing[router.by], misses[router.by] = score(router, rows)

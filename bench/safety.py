@@ -136,10 +136,9 @@ def main() -> None:
     meta = machine_meta(input=f"held-out {args.heldout}, corpus {args.corpus}")
     meaning = None
     if not args.rules_only:
-        from llm.starter import starter_model_dir
         from safety.semantic import MeaningLayer
 
-        meaning = Remembered(MeaningLayer(model_dir=starter_model_dir()))
+        meaning = Remembered(MeaningLayer())
     rows = read_tsv(args.heldout)
     by_lang, by_category, by_age = heldout_rows(rows, meaning)
     corpus = corpus_rows(args.corpus, meaning)

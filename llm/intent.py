@@ -158,28 +158,21 @@ class IntentRouter:
     """Decides the mode of each turn: the meaning classifier when it is loaded, else the patterns."""
 
     def __init__(self, encoder: Optional["Encoder"] = None, weights: Path = WEIGHTS):
-        self.encoder, self.head = encoder, None
+        """Patterns alone with no encoder; with one, the trained head (over that encoder when it is the one trained over)."""
+        self.encoder, self.head = None, None
         if encoder is not None:
             from safety.semantic import Head
 
             self.head = Head(weights, "the intent router", "run python -m scripts.train_intent to build them")
-            if max(self.head.layers) > encoder.layer:
-                raise ValueError(f"the intent router reads layer {max(self.head.layers)}; the encoder stops at {encoder.layer}")
+            self.encoder = self.head.encoder_for(encoder)
 
     @classmethod
-    def with_own_encoder(cls, model_dir: str, weights: Path = WEIGHTS) -> "IntentRouter":
+    def with_own_encoder(cls, weights: Path = WEIGHTS) -> "IntentRouter":
         """A router that reads the words itself (no safety meaning layer to share a pass with)."""
-        import numpy as np
+        from safety.semantic import Head
 
-        from safety.semantic import Encoder
-
-        try:
-            with np.load(weights) as data:  # only the layers: the whole head is read by the router itself
-                depth = int(max(data["layers"]))
-        except (OSError, KeyError, ValueError) as err:
-            raise ModelError(f"the intent router: its weights {weights} cannot be read ({err}); "
-                             "run python -m scripts.train_intent to build them") from err
-        return cls(Encoder(model_dir, depth), weights)
+        head = Head(weights, "the intent router", "run python -m scripts.train_intent to build them")
+        return cls(head.encoder_for(None), weights)
 
     @property
     def by(self) -> str:

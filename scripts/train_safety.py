@@ -1,9 +1,9 @@
 """Train the safety meaning layer on safety/data/train_*.tsv and write safety/data/meaning.npz.
 
-    python -m scripts.train_safety [--layers 6 10 14 18 22] [--out safety/data/meaning.npz]
+    python -m scripts.train_safety [--encoder gemma-3-270m] [--layers 4 8 12] [--out safety/data/meaning.npz]
 
-Every sentence is read by the encoder (SmolLM2-135M, the starter model) once; its features at
-each candidate layer are cached beside the starter model, so a second run reads only new sentences. A fifth
+Every sentence is read by the encoder (a packaged model, packaged.KNOWN) once; its features at
+each candidate layer are cached beside the converted model, so a second run reads only new sentences. A fifth
 of the corpus (chosen by a hash of the text, so the same on every run) is kept apart as the dev
 split: the layer and the thresholds are chosen on it, never on bench/data/safety_heldout.tsv.
 """
@@ -19,11 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from safety.corpus import Row, label_of, load_rows
-from safety.semantic import WEIGHTS, Encoder
+from packaged import KNOWN
+from safety.semantic import WEIGHTS, open_encoder
 
 DATA = Path(__file__).resolve().parent.parent / "safety" / "data"
 # Share of the safe dev sentences the thresholds may block; the rest of the budget is recall.
 SAFE_BLOCK_BUDGET = 0.02
+ENCODER = "gemma-3-270m"  # chosen on the dev split (BENCHMARKS.md, 5): it reads French and German
+# The layer sets compared for each encoder (SmolLM2 has 30 blocks, Gemma 3 18). On a first run over
+# every fourth Gemma layer, layers past 12 read worse and cost more (BENCHMARKS.md, 5).
+CANDIDATES = {"smollm2-135m-instruct": [[6], [10], [14], [18], [22], [14, 22]],
+              "gemma-3-270m": [[6], [8], [10], [12], [6, 10], [8, 12], [10, 12]]}
 
 
 def is_dev(text: str) -> bool:
@@ -31,33 +37,38 @@ def is_dev(text: str) -> bool:
     return hashlib.md5(text.encode("utf-8")).digest()[0] % 5 == 0
 
 
-def features(rows: list[Row], layers: list[int], model_dir: str, cache: Path) -> dict[int, np.ndarray]:
-    """Features of every row at every layer; each text is read once and kept in a cache beside the starter model."""
-    path = cache / f"safety-features-{'-'.join(map(str, layers))}.npz"
-    known: dict[str, int] = {}
-    stored: dict[int, np.ndarray] = {}
-    if path.is_file():
-        with np.load(path) as data:
-            known = {str(t): i for i, t in enumerate(data["texts"])}
-            stored = {layer: data[str(layer)] for layer in layers}
-    missing = [r.text for r in rows if r.text not in known]
+def features(rows: list, layers: list[int], encoder: str) -> dict[int, np.ndarray]:
+    """Features of every row (anything with a .text) at every layer; each text is read once and cached beside the model.
+
+    One cache file per layer, so any set of layers reuses what an earlier run read.
+    """
+    from packaged import cache_dir
+
+    cache = cache_dir(KNOWN[encoder])
+    stored: dict[int, dict[str, np.ndarray]] = {}
+    for layer in layers:
+        path = cache / f"features-layer{layer}.npz"
+        stored[layer] = {}
+        if path.is_file():
+            with np.load(path) as data:
+                stored[layer] = dict(zip((str(t) for t in data["texts"]), data["x"]))
+    texts = list(dict.fromkeys(r.text for r in rows))
+    missing = [t for t in texts if any(t not in stored[layer] for layer in layers)]
     if missing:
-        encoder = Encoder(model_dir, max(layers))
-        t0, per_layer = time.perf_counter(), [[] for _ in layers]
+        reader = open_encoder(encoder, max(layers))
+        t0 = time.perf_counter()
         for start in range(0, len(missing), 64):
-            batch = encoder.at_layers(missing[start : start + 64], layers)
-            for i, f in enumerate(batch):
-                per_layer[i].append(f)
-            done = min(start + 64, len(missing))
+            chunk = missing[start : start + 64]
+            for layer, f in zip(layers, reader.at_layers(chunk, layers)):
+                stored[layer].update(zip(chunk, f))
+            done = start + len(chunk)
             print(f"\r  encoded {done}/{len(missing)} ({(time.perf_counter() - t0) / done * 1000:.0f} ms each)", end="", flush=True)
         print()
-        texts = list(known) + missing
-        stored = {layer: np.concatenate(([stored[layer]] if known else []) + per_layer[i]) for i, layer in enumerate(layers)}
-        known = {t: i for i, t in enumerate(texts)}
         cache.mkdir(parents=True, exist_ok=True)
-        np.savez(path, texts=np.array(texts), **{str(layer): f for layer, f in stored.items()})
-    order = np.array([known[r.text] for r in rows])
-    return {layer: stored[layer][order] for layer in layers}
+        for layer in layers:
+            kept = list(stored[layer])
+            np.savez(cache / f"features-layer{layer}.npz", texts=np.array(kept), x=np.stack([stored[layer][t] for t in kept]))
+    return {layer: np.stack([stored[layer][r.text] for r in rows]) for layer in layers}
 
 
 def train(x: np.ndarray, y: np.ndarray, n_classes: int, hidden: int = 256, steps: int = 300) -> dict[str, np.ndarray]:
@@ -135,29 +146,30 @@ def report(name: str, rows: list[Row], p: np.ndarray, classes: list[str], th: di
     care = float((c["disclosure"][disclosure] >= th["disclosure"]).mean()) if disclosure.any() else 0.0
     print(f"  {name}: unsafe caught {recall:.1%} of {unsafe.sum()}, safe blocked {blocked:.1%} of {safe.sum()}, "
           f"disclosures {care:.1%} of {disclosure.sum()}")
+    langs = np.array([r.lang for r in rows])
+    print("    " + ", ".join(f"{lang}: caught {(young[unsafe & (langs == lang)] >= th['young']).mean():.0%}, "
+                             f"blocked {(young[safe & (langs == lang)] >= th['young']).mean():.1%}"
+                             for lang in sorted(set(langs))))
     return recall - blocked
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--layers", type=int, nargs="+", default=[6, 10, 14, 18, 22], help="layers to read and compare")
+    p.add_argument("--encoder", choices=sorted(KNOWN), default=ENCODER, help="the packaged model whose hidden states are read")
+    p.add_argument("--layers", type=int, nargs="+", help="layers to compare one by one (default: the encoder's candidates)")
     p.add_argument("--out", type=Path, default=WEIGHTS)
     p.add_argument("--data", type=Path, default=DATA)
     args = p.parse_args()
 
-    from llm.starter import cache_dir, starter_model_dir
-
+    candidates = [[layer] for layer in args.layers] if args.layers else CANDIDATES[args.encoder]
+    layers_read = sorted({layer for layers in candidates for layer in layers})
     rows = load_rows(args.data)
     classes = sorted({label_of(r) for r in rows} | {"safe", "older", "disclosure", "jailbreak"})
     y = np.array([classes.index(label_of(r)) for r in rows])
     dev = np.array([is_dev(r.text) for r in rows])
     print(f"{len(rows)} sentences ({(~dev).sum()} train, {dev.sum()} dev), {len(classes)} classes")
-    feats = features(rows, args.layers, starter_model_dir(), cache_dir())
+    feats = features(rows, layers_read, args.encoder)
     dev_rows = [r for r, d in zip(rows, dev) if d]
-    # Each layer alone, and the middle one beside the deepest (what measured best here).
-    candidates = [[layer] for layer in args.layers]
-    if len(args.layers) > 2:
-        candidates.append([args.layers[len(args.layers) // 2], args.layers[-1]])
     best = None
     for layers in candidates:
         x = np.concatenate([feats[layer] for layer in layers], axis=1)
@@ -171,6 +183,7 @@ def main() -> None:
     _, layers, weights, th = best
     args.out.parent.mkdir(parents=True, exist_ok=True)
     np.savez(args.out, classes=np.array(classes), layers=np.array(layers), thresholds=np.array(json.dumps(th)),
+             encoder=np.array(args.encoder),
              **{k: v.astype(np.float32) for k, v in weights.items()})
     print(f"chose layers {layers}; thresholds {json.dumps({k: round(v, 3) for k, v in th.items()})}; wrote {args.out}")
 

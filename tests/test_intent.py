@@ -12,6 +12,7 @@ from llm.intent import LABELS, WEIGHTS, Context, IntentRouter, decide, pattern_s
 from llm.prompts import MODE_INSTRUCTIONS, NOTHING_TO_REPEAT, Mode, user_prompt
 from llm.storyteller import ReplyDone, Sentence, Storyteller, TurnPlan, to_repeat
 from pipeline import Session
+from safety.semantic import Head
 from tests.fakes import ScriptedBackend
 from tests.helpers import run_main
 
@@ -72,7 +73,9 @@ def test_the_shipped_router_weights_share_the_safety_layers_pass():
 class Failing:
     """An encoder that breaks: the router falls back to the patterns for the turn."""
 
-    layer = 22
+    def __init__(self):
+        head = Head(WEIGHTS, "the intent router", "")
+        self.name, self.layer = head.encoder, max(head.layers)  # the model the weights were trained over
 
     def __call__(self, texts, layers=()):
         raise RuntimeError("encoder crashed")
@@ -87,10 +90,9 @@ def test_a_failing_classifier_leaves_the_patterns_deciding(caplog):
 
 @pytest.fixture(scope="module")
 def encoder():
-    from llm.starter import starter_model_dir
-    from safety.semantic import Encoder
+    from safety.semantic import MeaningLayer
 
-    return Encoder(starter_model_dir(), 22)
+    return MeaningLayer().encoder  # the one the safety layer reads: the router shares it
 
 
 # Written for this test, in neither the training files nor the held-out set.
@@ -124,8 +126,8 @@ def test_the_encoder_reads_the_childs_words_once_for_safety_and_routing(encoder)
     encoder.at_layers = counting
     try:
         text = "tell me about the moon in a story"
-        first = encoder([text], [14, 22])
-        again = encoder([text], [14, 22])
+        first = encoder([text])
+        again = encoder([text])
     finally:
         del encoder.at_layers
     assert calls == [[text]] and np.array_equal(first, again)
