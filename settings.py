@@ -218,7 +218,7 @@ class SafetySettings(_Section):
 
     classifier: Optional[str] = None
     classifier_threshold: float = Field(0.5, gt=0.0, lt=1.0)
-    meaning: Literal["off", "input", "all"] = "input"
+    meaning: Literal["off", "input", "all"] = "all"
     self_check: Literal["auto", "on", "off"] = "auto"
     guard_model: Optional[str] = None
     steer_retries: int = Field(1, ge=0, le=3)
