@@ -175,7 +175,7 @@ def build_router(settings: Settings, guard: "SafetyGuard") -> "IntentRouter":
         if guard.meaning is not None:
             return IntentRouter(guard.meaning.encoder)  # one forward pass a turn serves both
         return IntentRouter.with_own_encoder()
-    except (ModelError, ValueError) as err:
+    except ModelError as err:
         log.warning("intent: %s; cue phrases decide what the child asks", err)
         return IntentRouter()
 

@@ -81,10 +81,10 @@ def model_dir(model: PackagedModel) -> str:
         tok = AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
         loaded = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
         # save_pretrained refuses a GGUF-loaded model: copy its weights into a plain one.
-        model_ = AutoModelForCausalLM.from_config(loaded.config)
-        model_.load_state_dict(loaded.state_dict())
-        model_.generation_config = loaded.generation_config
-        model_.save_pretrained(tmp)
+        plain = AutoModelForCausalLM.from_config(loaded.config)
+        plain.load_state_dict(loaded.state_dict())
+        plain.generation_config = loaded.generation_config
+        plain.save_pretrained(tmp)
         tok.save_pretrained(tmp)
         if model.assembled:
             gguf.unlink()  # the joined file is only needed for the conversion

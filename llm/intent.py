@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Optional
 
-from errors import ModelError
 from llm.prompts import Mode
 
 if TYPE_CHECKING:

@@ -8,6 +8,7 @@ import sys
 import numpy as np
 import pytest
 
+from errors import ModelError
 from events import EventBus
 from llm.storyteller import Storyteller
 from pipeline import Session
@@ -183,6 +184,19 @@ def test_the_shipped_weights_are_small_and_name_their_thresholds():
     layer = MeaningLayer(encoder=Zeros(dims))  # the weights alone, without loading the encoder
     assert set(layer.thresholds) >= {"young", "old", "toddlers", "preteens", "disclosure", "jailbreak"}
     assert layer.thresholds["toddlers"] < layer.thresholds["young"]
+
+
+def test_a_head_refuses_an_encoder_it_was_not_trained_over():
+    with np.load(WEIGHTS) as data:
+        dims, trained_over = data["mean"].shape[0], str(data["encoder"])
+    other = Zeros(dims)
+    other.name = "smollm2-135m-instruct" if trained_over != "smollm2-135m-instruct" else "gemma-3-270m"
+    with pytest.raises(ModelError, match=f"trained over {trained_over}.*retrain"):
+        MeaningLayer(encoder=other)
+    too_shallow = Zeros(dims)
+    too_shallow.layer = 1  # cut before the layers the weights read
+    with pytest.raises(ModelError, match="to layer 1"):
+        MeaningLayer(encoder=too_shallow)
 
 
 class Zeros:
