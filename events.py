@@ -138,6 +138,7 @@ class SpeechEnd(Event):
     forced: bool
     silence_s: Optional[float] = None  # the silence waited before the turn was declared
     words: str = ""  # the words' verdict when they decided early ("ends on 'dragon'")
+    turn_p: Optional[float] = None  # the turn model's P(complete) at that moment (audio/turn_model.py)
 
 
 @dataclass(frozen=True)

@@ -42,6 +42,19 @@ class _Section(BaseModel):
     # extra="forbid": a misspelt key must fail at start-up, not be silently ignored.
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _yaml_off(cls, data: Any) -> Any:
+        """YAML reads a bare `off` as false and `on` as true: give choices that spell them their word back."""
+        if isinstance(data, dict):
+            for key, value in data.items():
+                field = cls.model_fields.get(key) if isinstance(key, str) else None
+                if isinstance(value, bool) and field is not None and field.annotation is not bool:
+                    word = "on" if value else "off"
+                    if f"'{word}'" in repr(field.annotation):  # a Literal that has the word
+                        data = {**data, key: word}
+        return data
+
 
 class LLMSettings(_Section):
     """Which language model tells the stories, and how it generates."""
@@ -149,6 +162,8 @@ class ListenSettings(_Section):
     model: str = "auto"
     language: Optional[Literal["en", "fr", "de", "auto"]] = None
     story_prompt: bool = True
+    # Whisper's beam: 1 is greedy (fastest); more searches wider for the words (BENCHMARKS.md section 7).
+    beam_size: int = Field(1, ge=1, le=10)
     vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
     noise_margin_db: float = Field(6.0, ge=0.0, le=30.0)
     pre_roll_s: float = Field(0.3, ge=0.0, le=2.0)
@@ -160,6 +175,17 @@ class ListenSettings(_Section):
     # A pause this long starts transcribing the turn so far; when those words are finished and the
     # pause goes on, the turn ends there, before end_silence_s (0: off, the turn ends at end_silence_s).
     probe_s: float = Field(0.2, ge=0.0, le=2.0)
+    # The sound's say at that pause: "smart-turn" (Smart Turn v3.2, packaged), a path to such an
+    # .onnx, or off (the default: on synthetic child voices it only delayed turns, BENCHMARKS.md 7).
+    # Finished words whose P(complete) is under turn_threshold wait, re-scored, up to end_silence_s;
+    # 0 scores and reports it (speech_end.turn_p) without letting it decide.
+    turn_model: str = "off"
+    turn_threshold: float = Field(0.5, ge=0.0, le=1.0)
+
+    @field_validator("turn_model", mode="before")
+    @classmethod
+    def _turn_model_off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML's bare `off`
     max_utterance_s: float = Field(15.0, ge=1.0, le=120.0)
     no_speech_threshold: float = Field(0.6, ge=0.0, le=1.0)
     min_avg_logprob: float = Field(-1.5, le=0.0)

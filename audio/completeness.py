@@ -44,6 +44,18 @@ _OPEN_ENDINGS = {
         "ist", "sind", "war", "will", "möchte", "kann", "erzähl", "sehr", "noch",
     },
 }
+# Of those, the ones a question cannot end on either. A question may end on a preposition ("What is it
+# about?") or a verb ("Can you?"), but not on an article, a conjunction or a relative pronoun: "Tell me
+# about a robot who?" is Whisper's rising guess at a child's pause. ("Und dann?", "Et après ?" end.)
+_OPEN_EVEN_IN_A_QUESTION = {
+    "en": {"and", "or", "but", "because", "if", "the", "a", "an", "my", "your", "his", "her", "our", "their",
+           "who", "which", "whose", "um", "uh", "er", "erm", "uhm"},
+    "fr": {"et", "ou", "mais", "parce", "le", "la", "les", "l", "un", "une", "des", "du", "d", "mon", "ma", "mes",
+           "ton", "ta", "tes", "son", "sa", "ses", "qui", "dont", "lequel", "laquelle", "euh", "heu"},
+    "de": {"und", "oder", "aber", "weil", "dass", "der", "die", "das", "den", "dem", "des", "ein", "eine", "einen",
+           "einem", "einer", "eines", "mein", "meine", "dein", "deine", "welcher", "welche", "welches", "dessen",
+           "deren", "äh", "ähm", "öh"},
+}
 # A hesitation Whisper writes out ("about..." or "the -") is unfinished whatever the word.
 _TRAILING_HESITATION = re.compile(r"(\.\.\.|…|-|–|—)\s*$")
 _WORD = re.compile(r"[\w'’]+", re.UNICODE)
@@ -62,15 +74,20 @@ def judge(text: str, language: str) -> Completeness:
     t = text.strip()
     if not t:
         return Completeness(False, "no words yet")
-    if _TRAILING_HESITATION.search(t):
-        return Completeness(False, "ends on a hesitation")
     words = _WORD.findall(t.lower())
     if not words:
         return Completeness(True, "no words to judge")
     last = words[-1].replace("’", "'")
     last = last.rsplit("'", 1)[-1] if "'" in last and language == "fr" else last  # "l'", "qu'", "d'": the elision
+    open_words = _OPEN_ENDINGS.get(language, set())
+    # Whisper writes a lone word said slowly as "Maybe..." or "Yes...": one word that can stand alone
+    # is an answer, not a hesitation.
+    if _TRAILING_HESITATION.search(t) and (len(words) > 1 or last in open_words):
+        return Completeness(False, "ends on a hesitation")
     if t.endswith("?"):  # "Et après ?", "Und dann?": a question ends where it asks
+        if len(words) > 2 and last in _OPEN_EVEN_IN_A_QUESTION.get(language, set()):
+            return Completeness(False, f"a question ending on {last!r}")
         return Completeness(True, "a question")
-    if last in _OPEN_ENDINGS.get(language, set()) or (language == "fr" and words[-1].endswith("'")):
+    if last in open_words or (language == "fr" and words[-1].endswith("'")):
         return Completeness(False, f"ends on {last!r}")
     return Completeness(True, f"ends on {last!r}")

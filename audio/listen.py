@@ -30,10 +30,12 @@ class _Early:
     """A transcript of the turn so far, made on a thread of its own at a pause, while listening goes on.
 
     One at a time (the transcriber is not shared across threads); a newer pause waits for it.
+    inline: transcribe at once, on the caller's thread, as if the CPU were free (tests and benchmarks
+    that time decisions in audio time, so they come out the same on any machine).
     """
 
-    def __init__(self, transcriber: Transcriber):
-        self.transcriber = transcriber
+    def __init__(self, transcriber: Transcriber, inline: bool = False):
+        self.transcriber, self.inline = transcriber, inline
         self.thread: Optional[threading.Thread] = None
         self.result: Optional[Transcript] = None
         self.frames = -1  # how many frames of the turn it read; -1: none yet
@@ -52,6 +54,9 @@ class _Early:
             except Exception:  # noqa: BLE001 - no result: the turn is transcribed again at its end, where errors are reported
                 log.debug("early transcript failed", exc_info=True)
 
+        if self.inline:
+            run()
+            return
         self.thread = threading.Thread(target=run, name="stt-early", daemon=True)
         self.thread.start()
 
@@ -80,6 +85,9 @@ class Listener:
         pre_roll_s: float = 0.3,
         unfinished_hold_s: float = 0.0,
         probe_s: float = 0.0,
+        turn_model: Optional[Callable[[np.ndarray], float]] = None,
+        turn_threshold: float = 0.5,
+        inline: bool = False,
     ):
         self.scorer, self.transcriber, self.bus = scorer, transcriber, bus
         self.endpoint, self.threshold = endpoint, threshold
@@ -87,6 +95,11 @@ class Listener:
         # Words that cannot end a request ("a story about") keep the turn open this much longer.
         self.unfinished_hold_s = unfinished_hold_s
         self.probe_s = probe_s  # 0: no early transcript; the turn ends at end_silence_s
+        # The sound's say (audio/turn_model.py): P(complete) under turn_threshold postpones an early end
+        # (re-scored as the pause grows) but never holds a turn past end_silence_s.
+        self.turn_model, self.turn_threshold = turn_model, turn_threshold
+        self.inline = inline  # early transcripts made at once (see _Early)
+        self._scored: tuple[int, float] = (-1, 0.0)  # (frames of the turn scored, P(complete)), the latest
         self._ready: Optional[Transcript] = None  # the early transcript of the utterance just returned
         self.noise = NoiseFloor()
 
@@ -115,7 +128,7 @@ class Listener:
         """
         seg = Segmenter(self.endpoint)
         # Only while the child has the floor: not for the stop word over the app's own voice.
-        early = _Early(self.transcriber) if self.probe_s > 0 and (announce or prefix is not None) else None
+        early = _Early(self.transcriber, self.inline) if self.probe_s > 0 and (announce or prefix is not None) else None
         try:
             return self._utterance(frames, stop, on_start, announce, wait_s, seg, early, prefix)
         finally:
@@ -125,7 +138,7 @@ class Listener:
     def _utterance(self, frames: Iterable[np.ndarray], stop: threading.Event, on_start: Optional[Callable[[], None]],
                    announce: bool, wait_s: Optional[float], seg: Segmenter, early: Optional[_Early],
                    prefix: Optional[np.ndarray]) -> Optional[np.ndarray]:
-        self._ready = None
+        self._ready, self._scored = None, (-1, 0.0)
         keep = int((self.pre_roll_s + self.endpoint.min_speech_s + self.endpoint.end_silence_s) / FRAME_S) + 2
         recent: collections.deque = collections.deque(maxlen=keep)  # frames before the turn is confirmed
         taken: list[np.ndarray] = []
@@ -152,7 +165,8 @@ class Listener:
                     on_start()
             elif event is Turn.END:
                 silence = 0 if seg.forced else int((self.endpoint.end_silence_s - TAIL_S) / FRAME_S)
-                self.bus.emit(SpeechEnd(forced=seg.forced, silence_s=None if seg.forced else self.endpoint.end_silence_s))
+                self.bus.emit(SpeechEnd(forced=seg.forced, silence_s=None if seg.forced else self.endpoint.end_silence_s,
+                                        turn_p=self._last_p()))
                 log.debug("utterance: frames %d-%d", start_index, i)
                 audio = np.concatenate(taken[: len(taken) - silence] if silence else taken)
                 if early is not None:
@@ -187,11 +201,30 @@ class Listener:
         verdict = judge(early.result.text, early.result.language or getattr(self.transcriber, "language", None) or "en")
         if not verdict.finished:
             return None  # an open word: the usual end, then the hold, decide
+        p = self._sound_says(taken, pause_start, prefix)
+        if p is not None and p < self.turn_threshold:
+            return None  # finished words said as if more were coming: wait (re-scored), at most end_silence_s
         seg.end_now()
         self._ready = early.result
-        self.bus.emit(SpeechEnd(forced=False, silence_s=round(silence, 3), words=verdict.reason))
-        log.debug("turn ended by its words after %.2f s of silence (%s)", silence, verdict.reason)
+        self.bus.emit(SpeechEnd(forced=False, silence_s=round(silence, 3), words=verdict.reason, turn_p=p))
+        log.debug("turn ended after %.2f s of silence: words %s, sound %s", silence, verdict.reason,
+                  "-" if p is None else f"P(complete) {p:.2f}")
         return np.concatenate(taken[: pause_start + round(TAIL_S / FRAME_S)])
+
+    def _sound_says(self, taken: list[np.ndarray], pause_start: int, prefix: Optional[np.ndarray]) -> Optional[float]:
+        """The turn model's P(complete) for the turn up to now, pause included; re-scored every probe_s."""
+        if self.turn_model is None:
+            return None
+        frames, p = self._scored
+        if frames < pause_start or (len(taken) - frames) * FRAME_S >= self.probe_s:
+            # The last 8 s is all the model reads: the request before an unfinished pause counts too.
+            audio = np.concatenate(([prefix] if prefix is not None else []) + taken[-round(8 / FRAME_S):])
+            p = self.turn_model(audio)
+            self._scored = (len(taken), p)
+        return p
+
+    def _last_p(self) -> Optional[float]:
+        return None if self._scored[0] < 0 else round(self._scored[1], 3)
 
     def listen(
         self,
@@ -342,7 +375,11 @@ def create_listener(listen: Any, story_language: str, bus: EventBus) -> Listener
     from audio.stt import create_transcriber
     from audio.vad import SileroScorer
 
+    from audio.turn_model import create_turn_model
+
     endpoint = EndpointConfig(listen.min_speech_s, listen.end_silence_s, listen.max_utterance_s)
+    model = create_turn_model(listen.turn_model) if listen.probe_s > 0 else None
     return Listener(SileroScorer(), create_transcriber(listen, story_language), bus, endpoint,
                     threshold=listen.vad_threshold, noise_margin_db=listen.noise_margin_db,
-                    pre_roll_s=listen.pre_roll_s, unfinished_hold_s=listen.unfinished_hold_s, probe_s=listen.probe_s)
+                    pre_roll_s=listen.pre_roll_s, unfinished_hold_s=listen.unfinished_hold_s, probe_s=listen.probe_s,
+                    turn_model=model.complete if model else None, turn_threshold=listen.turn_threshold)

@@ -83,7 +83,7 @@ def _model_dir(model: str) -> Path:
 class FasterWhisperTranscriber:
     """faster-whisper (CTranslate2, int8 on CPU)."""
 
-    def __init__(self, model: str, language: Optional[str], prompt: Optional[str], guard: Guard):
+    def __init__(self, model: str, language: Optional[str], prompt: Optional[str], guard: Guard, beam_size: int = 1):
         try:
             from faster_whisper import WhisperModel
 
@@ -92,14 +92,14 @@ class FasterWhisperTranscriber:
             raise
         except Exception as err:  # noqa: BLE001
             raise ListenError(f"cannot load Whisper '{model}' for faster-whisper: {err}") from err
-        self.language, self.prompt, self.guard = language, prompt, guard
+        self.language, self.prompt, self.guard, self.beam_size = language, prompt, guard, beam_size
         self.model_name = model  # which weights (a teacher's language change checks it is not English-only)
 
     def transcribe(self, samples: np.ndarray) -> Transcript:
         """Transcribe one utterance, dropping segments the guard rejects."""
         t0 = time.monotonic()
         segments, info = self.model.transcribe(
-            samples, language=self.language, initial_prompt=self.prompt, beam_size=1,
+            samples, language=self.language, initial_prompt=self.prompt, beam_size=self.beam_size,
             condition_on_previous_text=False, vad_filter=False,
         )
         text, dropped = _guarded_text(
@@ -111,7 +111,7 @@ class FasterWhisperTranscriber:
 class OpenAIWhisperTranscriber:
     """openai-whisper (PyTorch), from a checkpoint converted once from the packaged weights."""
 
-    def __init__(self, model: str, language: Optional[str], prompt: Optional[str], guard: Guard):
+    def __init__(self, model: str, language: Optional[str], prompt: Optional[str], guard: Guard, beam_size: int = 1):
         try:
             import whisper
 
@@ -129,7 +129,7 @@ class OpenAIWhisperTranscriber:
             raise
         except Exception as err:  # noqa: BLE001
             raise ListenError(f"cannot load Whisper '{model}' for openai-whisper: {err}") from err
-        self.language, self.prompt, self.guard = language, prompt, guard
+        self.language, self.prompt, self.guard, self.beam_size = language, prompt, guard, beam_size
         self.model_name = model  # which weights (a teacher's language change checks it is not English-only)
 
     def transcribe(self, samples: np.ndarray) -> Transcript:
@@ -138,6 +138,7 @@ class OpenAIWhisperTranscriber:
         result = self.model.transcribe(
             np.asarray(samples, dtype=np.float32), language=self.language, initial_prompt=self.prompt,
             fp16=False, condition_on_previous_text=False, temperature=0.0,
+            beam_size=self.beam_size if self.beam_size > 1 else None,
         )
         text, dropped = _guarded_text(
             self.guard,
@@ -165,4 +166,5 @@ def create_transcriber(listen: Any, story_language: str) -> Transcriber:
     prompt = STORY_PROMPTS.get(language or story_language) if listen.story_prompt else None
     guard = Guard(no_speech_prob=listen.no_speech_threshold, min_avg_logprob=listen.min_avg_logprob,
                   max_compression_ratio=listen.max_compression_ratio)
-    return ENGINES[listen.stt_engine](model=model, language=language, prompt=prompt, guard=guard)
+    return ENGINES[listen.stt_engine](model=model, language=language, prompt=prompt, guard=guard,
+                                      beam_size=listen.beam_size)

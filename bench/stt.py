@@ -1,9 +1,14 @@
-"""Speech-to-text benchmark: openai-whisper vs faster-whisper on the same clips and weights.
+"""Speech-to-text benchmark: openai-whisper vs faster-whisper on the same clips and weights; and --accuracy.
 
     python bench/stt.py [--model tiny.en|base] [--engines faster-whisper,openai-whisper] [--clips 12] [--json out.json]
+    python -m bench.stt --accuracy [--json out.json]
 
 Clips: children's requests spoken by eSpeak NG in three voices (tests/speech_clips.py).
 Latency after the end of speech = the endpointing silence (listen.end_silence_s) + transcription.
+
+--accuracy compares what the app can choose (the story prompt, the beam, the weights: tiny.en, base)
+on child-voice sets: four child-pitched eSpeak voices and Piper's voice raised, each clean and over
+classroom babble at 10 dB SNR; the lines are requests, whole paused requests and short answers.
 """
 
 from __future__ import annotations
@@ -29,20 +34,82 @@ from bench.common import (
     write_json,
 )
 from settings import ListenSettings
-from tests.speech_clips import REQUESTS, VOICES, espeak, silence
+from tests.speech_clips import (
+    CHILD_VOICES,
+    PAUSED_CHECK,
+    PAUSED_REQUESTS,
+    REQUESTS,
+    SHORT_ANSWERS,
+    VOICES,
+    babble,
+    espeak,
+    mix_at_snr,
+    piper_child,
+    silence,
+)
 
 COLUMNS = [("engine", "engine"), ("model", "model"), ("transcribe_s_median", "transcribe s"),
            ("after_end_of_speech_s", "after speech s"), ("rtf_median", "RTF"), ("wer", "WER")]
 NORMALIZE = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
 
 
+# (weights, story prompt, beam): what --accuracy compares; the first is the app's default.
+VARIANTS = [("tiny.en", True, 1), ("tiny.en", False, 1), ("tiny.en", True, 5), ("base", True, 1), ("base", True, 5)]
+ACCURACY_COLUMNS = [("model", "model"), ("prompt", "story prompt"), ("beam", "beam"), ("set", "set"), ("n", "n"),
+                    ("wer", "WER"), ("transcribe_s_median", "transcribe s median"), ("transcribe_s_p90", "p90")]
+
+
+def accuracy_sets() -> dict[str, list[tuple[str, np.ndarray]]]:
+    """(text, samples) per set: child eSpeak voices and Piper raised, clean and in babble."""
+    from audio.tts import PiperSynthesizer
+
+    lines = REQUESTS + [f"{a} {b}" for a, b in PAUSED_REQUESTS + PAUSED_CHECK] + SHORT_ANSWERS
+    piper = PiperSynthesizer("en", None, 160, 1.0)
+    noise = babble(30.0, seed=5)
+    sets: dict[str, list] = {"eSpeak child": [], "eSpeak child, babble": [], "Piper raised": [], "Piper raised, babble": []}
+    for i, text in enumerate(lines):
+        for name, speech in (("eSpeak child", espeak(text, *CHILD_VOICES[i % len(CHILD_VOICES)])),
+                             ("Piper raised", piper_child(piper, text))):
+            sets[name].append((text, np.concatenate([silence(0.2), speech, silence(0.2)])))
+            start = (i * 7919) % (len(noise) - len(speech) - 16000)
+            mixed = mix_at_snr(speech, noise[start : start + len(speech) + 8000], 10.0, 0.25)
+            sets[f"{name}, babble"].append((text, mixed))
+    return sets
+
+
+def accuracy(args) -> None:
+    """WER and time for each (weights, prompt, beam) on each child-voice set."""
+    sets = accuracy_sets()
+    meta = machine_meta(input=", ".join(f"{k}: {len(v)}" for k, v in sets.items()), snr_db=10.0)
+    rows = []
+    for model, prompt, beam in VARIANTS:
+        stt = create_transcriber(ListenSettings(model=model, story_prompt=prompt, beam_size=beam), "en")
+        stt.transcribe(next(iter(sets.values()))[0][1])  # warm-up
+        for name, clips in progress(list(sets.items()), desc=f"{model} prompt={prompt} beam={beam}"):
+            truth, heard, secs = [], [], []
+            for text, audio in clips:
+                result = stt.transcribe(audio)
+                truth.append(NORMALIZE(text))
+                heard.append(NORMALIZE(result.text) or "<nothing>")
+                secs.append(result.seconds)
+            rows.append({"model": model, "prompt": prompt, "beam": beam, "set": name, "n": len(clips),
+                         "wer": round(jiwer.wer(truth, heard), 3),
+                         "transcribe_s_median": round(statistics.median(secs), 3),
+                         "transcribe_s_p90": round(float(np.percentile(secs, 90)), 3)})
+    print_table(rows, ACCURACY_COLUMNS, finish_meta(meta))
+    write_json(args.json, meta, rows)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--accuracy", action="store_true", help="compare prompt, beam and weights on child-voice sets")
     p.add_argument("--model", default="tiny.en")
     p.add_argument("--engines", default="faster-whisper,openai-whisper", help="comma-separated engines")
     p.add_argument("--clips", type=int, default=len(VOICES) * len(REQUESTS), help="how many clips (fewer: a quick check)")
     add_json_arg(p)
     args = p.parse_args()
+    if args.accuracy:
+        return accuracy(args)
     settings = ListenSettings(model=args.model)
     wanted = [(voice, text) for voice in VOICES for text in REQUESTS][: args.clips]
     clips = [(text, np.concatenate([silence(0.2), espeak(text, *voice), silence(0.2)])) for voice, text in wanted]

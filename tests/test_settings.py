@@ -84,3 +84,14 @@ def test_missing_config_file_is_one_line(tmp_path):
     result = run_main("--text", "--config", str(tmp_path / "nope.yaml"))
     assert result.returncode == 2
     assert "config file not found" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_bare_yaml_off_or_on_means_the_word(tmp_path):
+    """YAML 1.1 reads `off` as false: the choices that spell "off" / "on" get their word, others still fail."""
+    path = tmp_path / "c.yaml"
+    path.write_text("listen:\n  turn_model: off\nsafety:\n  meaning: off\n  self_check: on\nactivities:\n  questions: off\n")
+    s = load_settings(path)
+    assert (s.listen.turn_model, s.safety.meaning, s.safety.self_check, s.activities.questions) == ("off", "off", "on", "off")
+    path.write_text("safety:\n  meaning: on\n")  # "on" is not one of meaning's choices
+    with pytest.raises(ConfigError, match="meaning"):
+        load_settings(path)

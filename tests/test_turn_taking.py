@@ -42,12 +42,12 @@ def frames(*parts: tuple[float, np.ndarray], pace_s: float = 0.004):
             yield frame
 
 
-def listener(transcriber, hold=1.7, probe=0.25):
+def listener(transcriber, hold=1.7, probe=0.25, **kwargs):
     bus, records = EventBus(), []
     bus.subscribe(records.append)
     scorer = lambda f: float(np.abs(f).max() > 0.1)  # noqa: E731
     return Listener(scorer, transcriber, bus, EndpointConfig(0.25, 0.8, 15.0), noise_margin_db=0.0,
-                    pre_roll_s=0.1, unfinished_hold_s=hold, probe_s=probe), records
+                    pre_roll_s=0.1, unfinished_hold_s=hold, probe_s=probe, **kwargs), records
 
 
 def test_finished_words_end_the_turn_at_the_first_pause_with_the_transcript_ready():
@@ -112,3 +112,72 @@ def test_without_the_probe_the_turn_ends_at_the_usual_silence():
     assert heard.text == "Tell me a story about a dragon." and len(stt.calls) == 1
     end = next(r for r in records if r["event"] == "speech_end")
     assert end["silence_s"] == 0.8 and end["words"] == ""
+
+
+# --- the sound's say (audio/turn_model.py), with a scripted turn model; inline: decisions in audio time ---
+
+class SoundSays:
+    """P(complete) by the length of the trailing silence in what it is given (a scripted turn model)."""
+
+    def __init__(self, by_silence: list[tuple[float, float]]):
+        self.by_silence, self.calls = by_silence, []
+
+    def __call__(self, audio):
+        quiet = 0
+        for frame in reversed(np.asarray(audio).reshape(-1, FRAME_SAMPLES)):
+            if np.abs(frame).max() > 0.1:
+                break
+            quiet += 1
+        silence_s = quiet * FRAME_S
+        self.calls.append(round(silence_s, 2))
+        return [p for s, p in self.by_silence if silence_s >= s][-1]
+
+
+def turn_end_s(ear, parts) -> tuple[float, dict]:
+    """Seconds of silence read after the speech when the turn was declared, and its speech_end event."""
+    counted = []
+
+    def counting():
+        for f in frames(*parts, pace_s=0.0):
+            counted.append(f)
+            yield f
+
+    heard = ear.listen(counting(), threading.Event())
+    assert heard is not None
+    speech_s = sum(s for s, f in parts[:2])
+    return len(counted) * FRAME_S - speech_s, heard
+
+
+def test_the_sound_postpones_an_early_end_it_hears_as_unfinished_and_is_asked_again():
+    stt = Scripted([(0.0, "Tell me a story about a dragon.")])
+    sound = SoundSays([(0.0, 0.2), (0.5, 0.9)])
+    ear, records = listener(stt, turn_model=sound, turn_threshold=0.5, inline=True)
+    waited, heard = turn_end_s(ear, ((0.5, QUIET), (1.5, LOUD), (3.0, QUIET)))
+    end = next(r for r in records if r["event"] == "speech_end")
+    assert heard.text == "Tell me a story about a dragon." and end["turn_p"] == 0.9, end
+    assert 0.5 <= end["silence_s"] < 0.8 and 0.5 <= waited < 0.8, (end, waited)  # later than the probe, before 0.8 s
+    assert len(sound.calls) >= 2 and sound.calls == sorted(sound.calls)  # re-scored as the pause grew
+
+
+def test_the_sound_never_holds_a_turn_past_end_silence():
+    stt = Scripted([(0.0, "Tell me a story about a dragon.")])
+    ear, records = listener(stt, turn_model=SoundSays([(0.0, 0.1)]), turn_threshold=0.5, inline=True)
+    waited, _ = turn_end_s(ear, ((0.5, QUIET), (1.5, LOUD), (3.0, QUIET)))
+    end = next(r for r in records if r["event"] == "speech_end")
+    assert end["silence_s"] == 0.8 and end["turn_p"] == 0.1 and 0.8 <= waited < 0.9, (end, waited)
+
+
+def test_a_zero_threshold_reports_the_sound_without_letting_it_decide():
+    stt = Scripted([(0.0, "Tell me a story about a dragon.")])
+    ear, records = listener(stt, turn_model=SoundSays([(0.0, 0.1)]), turn_threshold=0.0, inline=True)
+    waited, _ = turn_end_s(ear, ((0.5, QUIET), (1.5, LOUD), (3.0, QUIET)))
+    end = next(r for r in records if r["event"] == "speech_end")
+    assert end["turn_p"] == 0.1 and end["words"] == "ends on 'dragon'" and waited < 0.4, (end, waited)
+
+
+def test_open_words_keep_the_turn_open_whatever_the_sound_says():
+    stt = Scripted([(0.0, "Tell me a story about"), (2.5, "Tell me a story about a dragon who loves cake.")])
+    ear, records = listener(stt, turn_model=SoundSays([(0.0, 0.99)]), turn_threshold=0.5, inline=True)
+    heard = ear.listen(frames((0.5, QUIET), (1.2, LOUD), (1.3, QUIET), (1.0, LOUD), (2.0, QUIET), pace_s=0.0),
+                       threading.Event())
+    assert heard.text == "Tell me a story about a dragon who loves cake."

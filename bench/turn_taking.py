@@ -1,0 +1,173 @@
+"""End-of-turn decisions on child-voice clips, timed in audio time: who is cut off, how long each waits.
+
+    python -m bench.turn_taking [--configs words+sound,words,silence] [--voices 5] [--json out.json]
+
+Real Silero VAD, Whisper and Smart Turn read each clip frame by frame, as from a microphone, with
+the early transcript made at once (Listener(inline=True)): the figures are the decisions alone, the
+same on any machine; the time Whisper and the turn model take is in their own columns (and the
+whole of it in ../shared/tools/v2v.py's figures, BENCHMARKS.md section 7).
+
+Sets (tests/speech_clips.py), in four child-pitched eSpeak voices and Piper's voice raised:
+- paused: requests with a 1.0 s pause where the child looks for a word (PAUSED_REQUESTS, tuned on)
+  and PAUSED_CHECK (kept apart, never used to choose a setting). "cut" = the turn ended before the
+  rest of the request began.
+- whole: whole requests; short: answers to a question ("Yes.", "The fox."); babble: whole requests
+  over classroom babble at 10 dB SNR. "wait" = end of the turn - the child's last word.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import threading
+import time
+from typing import Any
+
+import numpy as np
+
+from audio.listen import create_listener
+from audio.vad import FRAME_S
+from bench.common import add_json_arg, finish_meta, machine_meta, print_table, progress, write_json
+from events import EventBus, SpeechEnd
+from settings import ListenSettings
+from tests.speech_clips import (
+    CHILD_VOICES,
+    PAUSED_CHECK,
+    PAUSED_REQUESTS,
+    REQUESTS,
+    SHORT_ANSWERS,
+    babble,
+    espeak,
+    frames_of,
+    mix_at_snr,
+    piper_child,
+    silence,
+    voiced_end_s,
+)
+
+# name -> the listen settings it changes: the end of a turn by the words and the sound, by the words
+# alone, the sound's score reported only, and the fixed silence the app had before.
+CONFIGS: dict[str, dict[str, Any]] = {
+    "words+sound": {"turn_model": "smart-turn", "turn_threshold": 0.5},
+    "words": {"turn_model": "smart-turn", "turn_threshold": 0.0},
+    "words-no-prompt": {"turn_model": "smart-turn", "turn_threshold": 0.0, "story_prompt": False},
+    "silence": {"turn_model": "off", "probe_s": 0.0, "unfinished_hold_s": 0.0},
+}
+PAUSE_S = 1.0
+LEAD_S = 0.4
+COLUMNS = [("config", "end of turn by"), ("set", "set"), ("n", "n"), ("cut", "cut"), ("wait_median_s", "wait median s"),
+           ("wait_p90_s", "wait p90 s"), ("wait_max_s", "wait max s"), ("stt_ms", "Whisper ms/call"),
+           ("turn_model_ms", "turn model ms/call")]
+
+
+class Voices:
+    """Speech for a line in the n-th voice: eSpeak's child voices, then Piper raised."""
+
+    def __init__(self, count: int):
+        self.count, self._piper = count, None
+
+    def say(self, text: str, i: int) -> np.ndarray:
+        """The line in voice i (0-based)."""
+        if i < len(CHILD_VOICES):
+            return espeak(text, *CHILD_VOICES[i])
+        if self._piper is None:
+            from audio.tts import PiperSynthesizer
+
+            self._piper = PiperSynthesizer("en", None, 160, 1.0)
+        return piper_child(self._piper, text)
+
+
+def clips(voices: Voices, noise: np.ndarray) -> list[dict[str, Any]]:
+    """Every clip of every set: its samples, where the child's last word ends, and for paused ones where the rest begins."""
+    out = []
+    for i in range(voices.count):
+        for name, pairs in (("paused", PAUSED_REQUESTS), ("paused (kept apart)", PAUSED_CHECK)):
+            for head, tail in pairs:
+                a, b = voices.say(head, i), voices.say(tail, i)
+                a = a[: int(voiced_end_s(a) * 16000)]  # the pause is exactly PAUSE_S of silence
+                start = LEAD_S + len(a) / 16000 + PAUSE_S
+                samples = np.concatenate([silence(LEAD_S), a, silence(PAUSE_S), b])
+                out.append({"set": name, "voice": i, "samples": samples, "rest_s": start, "last_s": start + voiced_end_s(b)})
+        for name, lines in (("whole", REQUESTS), ("short", SHORT_ANSWERS)):
+            for text in lines:
+                s = voices.say(text, i)
+                out.append({"set": name, "voice": i, "samples": np.concatenate([silence(LEAD_S), s]), "last_s": LEAD_S + voiced_end_s(s)})
+        for j, text in enumerate(REQUESTS):
+            s = voices.say(text, i)
+            offset = 1.0
+            mixed = mix_at_snr(s, noise[: int((len(s) / 16000 + offset + 4.0) * 16000)], 10.0, offset)
+            out.append({"set": "babble", "voice": i, "samples": mixed, "last_s": offset + voiced_end_s(s), "noisy": True})
+    return out
+
+
+def run(listener, clip: dict[str, Any]) -> float:
+    """Seconds of audio read when the turn was declared (the listener returns at once in inline mode)."""
+    counter = [0]
+    clip["heard"] = None
+    listener.scorer.reset()
+    listener.noise.reset()
+    tail = 4.0 if clip.get("noisy") else 3.0
+    samples = clip["samples"] if clip.get("noisy") else np.concatenate([clip["samples"], silence(tail)])
+    heard = listener.listen(frames_of(samples, counter), threading.Event())
+    clip["heard"] = heard.text if heard is not None else None
+    return counter[0] * FRAME_S if heard is not None else float("nan")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated: " + ", ".join(CONFIGS))
+    p.add_argument("--show", action="store_true", help="print each clip cut off or waited on over 0.7 s")
+    p.add_argument("--voices", type=int, default=len(CHILD_VOICES) + 1, help="eSpeak child voices, then Piper raised")
+    add_json_arg(p)
+    args = p.parse_args()
+    voices = Voices(args.voices)
+    all_clips = clips(voices, babble(30.0, seed=3))
+    meta = machine_meta(input=f"{len(all_clips)} clips, {args.voices} voices, pause {PAUSE_S} s", inline=True)
+    rows = []
+    for name in args.configs.split(","):
+        bus = EventBus()
+        listener = create_listener(ListenSettings(**CONFIGS[name]), "en", bus)
+        listener.inline = True
+        stt_s, model_s = [], []
+        model = listener.turn_model
+        if model is not None:  # time each call of the turn model
+            def timed(audio, inner=model):
+                t = time.perf_counter()
+                p = inner(audio)
+                model_s.append(time.perf_counter() - t)
+                return p
+            listener.turn_model = timed
+        inner_stt = listener.transcriber
+
+        class TimedStt:  # the transcriber, timing each call
+            language = getattr(inner_stt, "language", None)
+
+            def transcribe(self, audio):
+                result = inner_stt.transcribe(audio)
+                stt_s.append(result.seconds)
+                return result
+
+        listener.transcriber = TimedStt()
+        results: dict[str, list] = {}
+        for clip in progress(all_clips, desc=name):
+            end_s = run(listener, clip)
+            results.setdefault(clip["set"], []).append((clip, end_s))
+            if args.show and (("rest_s" in clip and end_s < clip["rest_s"]) or end_s - clip["last_s"] > 0.7):
+                print(f"  {name} {clip['set']} v{clip['voice']}: heard {clip['heard']!r}, ended {end_s - clip['last_s']:+.2f} s")
+        for set_name, items in results.items():
+            cut = sum(1 for c, e in items if "rest_s" in c and e < c["rest_s"])
+            waits = [e - c["last_s"] for c, e in items if not ("rest_s" in c and e < c["rest_s"]) and e == e]
+            rows.append({
+                "config": name, "set": set_name, "n": len(items), "cut": cut if "rest_s" in items[0][0] else None,
+                "wait_median_s": round(statistics.median(waits), 3) if waits else None,
+                "wait_p90_s": round(float(np.percentile(waits, 90)), 3) if waits else None,
+                "wait_max_s": round(max(waits), 3) if waits else None,
+                "stt_ms": round(1000 * statistics.median(stt_s), 1) if stt_s else None,
+                "turn_model_ms": round(1000 * statistics.median(model_s), 1) if model_s else None,
+            })
+    print_table(rows, COLUMNS, finish_meta(meta))
+    write_json(args.json, meta, rows)
+
+
+if __name__ == "__main__":
+    main()
