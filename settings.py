@@ -181,6 +181,9 @@ class ListenSettings(_Section):
     # 0 scores and reports it (speech_end.turn_p) without letting it decide.
     turn_model: str = "off"
     turn_threshold: float = Field(0.5, ge=0.0, le=1.0)
+    # Finished words whose P(complete) is still under this at end_silence_s are held as open words are
+    # (unfinished_hold_s); 0: the sound never holds a turn.
+    turn_hold_below: float = Field(0.0, ge=0.0, le=1.0)
 
     @field_validator("turn_model", mode="before")
     @classmethod

@@ -87,6 +87,7 @@ class Listener:
         probe_s: float = 0.0,
         turn_model: Optional[Callable[[np.ndarray], float]] = None,
         turn_threshold: float = 0.5,
+        turn_hold_below: float = 0.0,
         inline: bool = False,
     ):
         self.scorer, self.transcriber, self.bus = scorer, transcriber, bus
@@ -98,6 +99,8 @@ class Listener:
         # The sound's say (audio/turn_model.py): P(complete) under turn_threshold postpones an early end
         # (re-scored as the pause grows) but never holds a turn past end_silence_s.
         self.turn_model, self.turn_threshold = turn_model, turn_threshold
+        # Under this, the sound holds a turn whose words look finished as open words do (0: never).
+        self.turn_hold_below = turn_hold_below
         self.inline = inline  # early transcripts made at once (see _Early)
         self._scored: tuple[int, float] = (-1, 0.0)  # (frames of the turn scored, P(complete)), the latest
         self._ready: Optional[Transcript] = None  # the early transcript of the utterance just returned
@@ -276,9 +279,12 @@ class Listener:
         """
         while self.unfinished_hold_s > 0 and not stop.is_set():
             verdict = judge(transcript.text, transcript.language or getattr(self.transcriber, "language", None) or "en")
-            if verdict.finished:
+            p = self._last_p()
+            sound_open = p is not None and p < self.turn_hold_below
+            if verdict.finished and not sound_open:
                 break
-            log.debug("unfinished (%s): listening %.1f s more", verdict.reason, self.unfinished_hold_s)
+            reason = f"the sound's P(complete) {p:.2f}" if verdict.finished else verdict.reason
+            log.debug("unfinished (%s): listening %.1f s more", reason, self.unfinished_hold_s)
             more = self.utterance(frames, stop, announce=False, wait_s=self.unfinished_hold_s, prefix=audio)
             if more is None:
                 break
@@ -337,17 +343,30 @@ class Microphone:
 
     def read(self, stop: threading.Event) -> Iterator[np.ndarray]:
         """Frames as they arrive, until stop is set; a microphone gone quiet raises MicrophoneError."""
-        last = time.monotonic()
+        last, reopened = time.monotonic(), False
         while not stop.is_set():
             try:
                 frame = self.frames.get(timeout=0.1)
             except queue.Empty:
                 # PortAudio delivers a frame every 32 ms; none for seconds means the device is gone.
                 if time.monotonic() - last > STALL_S:
-                    raise MicrophoneError("the microphone stopped sending audio (unplugged?)") from None
+                    if reopened:
+                        raise MicrophoneError("the microphone stopped sending audio (unplugged?)") from None
+                    # A sound server's stream sometimes starts and never delivers (seen with PulseAudio
+                    # just after it started): open it once more, quietly, before telling the child.
+                    log.warning("no audio from the microphone for %.0f s: reopening it", STALL_S)
+                    reopened = True
+                    self._reopen_quietly()
+                    last = time.monotonic()
                 continue
-            last = time.monotonic()
+            last, reopened = time.monotonic(), False
             yield frame
+
+    def _reopen_quietly(self) -> None:
+        try:
+            self.restart()
+        except MicrophoneError:
+            pass  # still gone: the next stall reports it
 
     def restart(self) -> None:
         """Close and open the device again (after it failed)."""
@@ -382,4 +401,5 @@ def create_listener(listen: Any, story_language: str, bus: EventBus) -> Listener
     return Listener(SileroScorer(), create_transcriber(listen, story_language), bus, endpoint,
                     threshold=listen.vad_threshold, noise_margin_db=listen.noise_margin_db,
                     pre_roll_s=listen.pre_roll_s, unfinished_hold_s=listen.unfinished_hold_s, probe_s=listen.probe_s,
-                    turn_model=model.complete if model else None, turn_threshold=listen.turn_threshold)
+                    turn_model=model.complete if model else None, turn_threshold=listen.turn_threshold,
+                    turn_hold_below=listen.turn_hold_below)

@@ -94,12 +94,16 @@ class FasterWhisperTranscriber:
             raise ListenError(f"cannot load Whisper '{model}' for faster-whisper: {err}") from err
         self.language, self.prompt, self.guard, self.beam_size = language, prompt, guard, beam_size
         self.model_name = model  # which weights (a teacher's language change checks it is not English-only)
+        # faster-whisper's fallback: a segment that comes out repetitive or unlikely is decoded again
+        # at a higher temperature (bench/stt.py --accuracy compares it with 0.0 alone).
+        self.temperature: tuple = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
     def transcribe(self, samples: np.ndarray) -> Transcript:
         """Transcribe one utterance, dropping segments the guard rejects."""
         t0 = time.monotonic()
         segments, info = self.model.transcribe(
             samples, language=self.language, initial_prompt=self.prompt, beam_size=self.beam_size,
+            temperature=list(self.temperature),
             condition_on_previous_text=False, vad_filter=False,
         )
         text, dropped = _guarded_text(

@@ -53,9 +53,11 @@ COLUMNS = [("engine", "engine"), ("model", "model"), ("transcribe_s_median", "tr
 NORMALIZE = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
 
 
-# (weights, story prompt, beam): what --accuracy compares; the first is the app's default.
-VARIANTS = [("tiny.en", True, 1), ("tiny.en", False, 1), ("tiny.en", True, 5), ("base", True, 1), ("base", True, 5)]
-ACCURACY_COLUMNS = [("model", "model"), ("prompt", "story prompt"), ("beam", "beam"), ("set", "set"), ("n", "n"),
+# (weights, story prompt, beam, temperature fallback): what --accuracy compares; the first is the app's default.
+VARIANTS = [("tiny.en", True, 1, True), ("tiny.en", False, 1, True), ("tiny.en", True, 5, True),
+            ("tiny.en", True, 1, False), ("base", True, 1, True), ("base", True, 5, True)]
+ACCURACY_COLUMNS = [("model", "model"), ("prompt", "story prompt"), ("beam", "beam"), ("fallback", "temperature fallback"),
+                    ("set", "set"), ("n", "n"),
                     ("wer", "WER"), ("transcribe_s_median", "transcribe s median"), ("transcribe_s_p90", "p90")]
 
 
@@ -67,11 +69,14 @@ def accuracy_sets() -> dict[str, list[tuple[str, np.ndarray]]]:
     piper = PiperSynthesizer("en", None, 160, 1.0)
     noise = babble(30.0, seed=5)
     sets: dict[str, list] = {"eSpeak child": [], "eSpeak child, babble": [], "Piper raised": [], "Piper raised, babble": []}
-    for i, text in enumerate(lines):
-        for name, speech in (("eSpeak child", espeak(text, *CHILD_VOICES[i % len(CHILD_VOICES)])),
-                             ("Piper raised", piper_child(piper, text))):
+    k = 0
+    for text in lines:
+        speech_in = [("eSpeak child", espeak(text, *voice)) for voice in CHILD_VOICES]
+        speech_in += [("Piper raised", piper_child(piper, text, raise_by)) for raise_by in (1.15, 1.3)]
+        for name, speech in speech_in:
             sets[name].append((text, np.concatenate([silence(0.2), speech, silence(0.2)])))
-            start = (i * 7919) % (len(noise) - len(speech) - 16000)
+            k += 1
+            start = (k * 7919) % (len(noise) - len(speech) - 16000)
             mixed = mix_at_snr(speech, noise[start : start + len(speech) + 8000], 10.0, 0.25)
             sets[f"{name}, babble"].append((text, mixed))
     return sets
@@ -82,17 +87,19 @@ def accuracy(args) -> None:
     sets = accuracy_sets()
     meta = machine_meta(input=", ".join(f"{k}: {len(v)}" for k, v in sets.items()), snr_db=10.0)
     rows = []
-    for model, prompt, beam in VARIANTS:
+    for model, prompt, beam, fallback in VARIANTS:
         stt = create_transcriber(ListenSettings(model=model, story_prompt=prompt, beam_size=beam), "en")
+        if not fallback:
+            stt.temperature = (0.0,)
         stt.transcribe(next(iter(sets.values()))[0][1])  # warm-up
-        for name, clips in progress(list(sets.items()), desc=f"{model} prompt={prompt} beam={beam}"):
+        for name, clips in progress(list(sets.items()), desc=f"{model} prompt={prompt} beam={beam} fallback={fallback}"):
             truth, heard, secs = [], [], []
             for text, audio in clips:
                 result = stt.transcribe(audio)
                 truth.append(NORMALIZE(text))
                 heard.append(NORMALIZE(result.text) or "<nothing>")
                 secs.append(result.seconds)
-            rows.append({"model": model, "prompt": prompt, "beam": beam, "set": name, "n": len(clips),
+            rows.append({"model": model, "prompt": prompt, "beam": beam, "fallback": fallback, "set": name, "n": len(clips),
                          "wer": round(jiwer.wer(truth, heard), 3),
                          "transcribe_s_median": round(statistics.median(secs), 3),
                          "transcribe_s_p90": round(float(np.percentile(secs, 90)), 3)})

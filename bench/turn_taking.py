@@ -1,6 +1,7 @@
 """End-of-turn decisions on child-voice clips, timed in audio time: who is cut off, how long each waits.
 
     python -m bench.turn_taking [--configs words+sound,words,silence] [--voices 5] [--json out.json]
+    python -m bench.turn_taking --write-clips DIR   # wavs for ../shared/tools/v2v.py measure
 
 Real Silero VAD, Whisper and Smart Turn read each clip frame by frame, as from a microphone, with
 the early transcript made at once (Listener(inline=True)): the figures are the decisions alone, the
@@ -9,8 +10,10 @@ whole of it in ../shared/tools/v2v.py's figures, BENCHMARKS.md section 7).
 
 Sets (tests/speech_clips.py), in four child-pitched eSpeak voices and Piper's voice raised:
 - paused: requests with a 1.0 s pause where the child looks for a word (PAUSED_REQUESTS, tuned on)
-  and PAUSED_CHECK (kept apart, never used to choose a setting). "cut" = the turn ended before the
-  rest of the request began.
+  and PAUSED_CHECK (kept apart, never used to choose a setting), each said as one sentence with a
+  break (eSpeak SSML; Piper cut at its word alignment), so the voice is still mid-sentence at the
+  pause as a child's is; "paused, joined": both sets as two utterances joined, the first ending as
+  a sentence. "cut" = the turn ended before the rest of the request began.
 - whole: whole requests; short: answers to a question ("Yes.", "The fox."); babble: whole requests
   over classroom babble at 10 dB SNR. "wait" = end of the turn - the child's last word.
 """
@@ -38,9 +41,11 @@ from tests.speech_clips import (
     SHORT_ANSWERS,
     babble,
     espeak,
+    espeak_paused,
     frames_of,
     mix_at_snr,
     piper_child,
+    piper_paused,
     silence,
     voiced_end_s,
 )
@@ -49,7 +54,8 @@ from tests.speech_clips import (
 # alone, the sound's score reported only, and the fixed silence the app had before.
 CONFIGS: dict[str, dict[str, Any]] = {
     "words+sound": {"turn_model": "smart-turn", "turn_threshold": 0.5},
-    "words": {"turn_model": "smart-turn", "turn_threshold": 0.0},
+    "words+sound-hold": {"turn_model": "smart-turn", "turn_threshold": 0.5, "turn_hold_below": 0.1},
+    "words": {"turn_model": "off"},
     "words-no-prompt": {"turn_model": "smart-turn", "turn_threshold": 0.0, "story_prompt": False},
     "silence": {"turn_model": "off", "probe_s": 0.0, "unfinished_hold_s": 0.0},
 }
@@ -66,28 +72,42 @@ class Voices:
     def __init__(self, count: int):
         self.count, self._piper = count, None
 
-    def say(self, text: str, i: int) -> np.ndarray:
-        """The line in voice i (0-based)."""
-        if i < len(CHILD_VOICES):
-            return espeak(text, *CHILD_VOICES[i])
+    @property
+    def piper(self):
         if self._piper is None:
             from audio.tts import PiperSynthesizer
 
             self._piper = PiperSynthesizer("en", None, 160, 1.0)
-        return piper_child(self._piper, text)
+        return self._piper
+
+    def say(self, text: str, i: int) -> np.ndarray:
+        """The line in voice i (0-based)."""
+        return espeak(text, *CHILD_VOICES[i]) if i < len(CHILD_VOICES) else piper_child(self.piper, text)
+
+    def say_paused(self, head: str, tail: str, i: int) -> tuple[np.ndarray, float]:
+        """One sentence with a PAUSE_S pause after head, the voice mid-sentence before it; and where the rest begins."""
+        if i < len(CHILD_VOICES):
+            return espeak_paused(head, tail, *CHILD_VOICES[i], PAUSE_S)
+        return piper_paused(self.piper, head, tail, PAUSE_S)
 
 
 def clips(voices: Voices, noise: np.ndarray) -> list[dict[str, Any]]:
     """Every clip of every set: its samples, where the child's last word ends, and for paused ones where the rest begins."""
     out = []
     for i in range(voices.count):
-        for name, pairs in (("paused", PAUSED_REQUESTS), ("paused (kept apart)", PAUSED_CHECK)):
+        for name, pairs in (("paused", PAUSED_REQUESTS), ("paused, kept apart", PAUSED_CHECK)):
             for head, tail in pairs:
+                said, rest_s = voices.say_paused(head, tail, i)
+                samples = np.concatenate([silence(LEAD_S), said])
+                out.append({"set": name, "voice": i, "samples": samples, "rest_s": LEAD_S + rest_s,
+                            "last_s": LEAD_S + voiced_end_s(said)})
+                # The same request as two utterances joined: the voice ends the first as a sentence.
                 a, b = voices.say(head, i), voices.say(tail, i)
                 a = a[: int(voiced_end_s(a) * 16000)]  # the pause is exactly PAUSE_S of silence
                 start = LEAD_S + len(a) / 16000 + PAUSE_S
                 samples = np.concatenate([silence(LEAD_S), a, silence(PAUSE_S), b])
-                out.append({"set": name, "voice": i, "samples": samples, "rest_s": start, "last_s": start + voiced_end_s(b)})
+                out.append({"set": "paused, joined", "voice": i, "samples": samples, "rest_s": start,
+                            "last_s": start + voiced_end_s(b)})
         for name, lines in (("whole", REQUESTS), ("short", SHORT_ANSWERS)):
             for text in lines:
                 s = voices.say(text, i)
@@ -98,6 +118,37 @@ def clips(voices: Voices, noise: np.ndarray) -> list[dict[str, Any]]:
             mixed = mix_at_snr(s, noise[: int((len(s) / 16000 + offset + 4.0) * 16000)], 10.0, offset)
             out.append({"set": "babble", "voice": i, "samples": mixed, "last_s": offset + voiced_end_s(s), "noisy": True})
     return out
+
+
+# For v2v.py: lines not in the sets above, so the outside measurement is not of what was tuned on.
+V2V_REQUESTS = ["Can you tell me a story about a brave little mouse?", "I want a story about a dinosaur who loves to dance.",
+                "Tell me a story about the moon.", "Please tell me a funny story about a cat.",
+                "Tell me a story about a pirate and a parrot.", "Can I have a story about a sleepy owl?",
+                "I would like a story about a unicorn in the snow.", "What happens to the little fox?"]
+V2V_PAUSED = [("Tell me a story about a", "penguin who can sing.", 1.2), ("Can you tell me a story with a", "happy whale?", 0.8),
+              ("I want a story about the", "biggest tree in the forest.", 1.5), ("Tell me about a bunny and", "her carrot.", 1.0)]
+V2V_SHORT = ["Yes.", "The dragon.", "No thank you.", "I don't know."]
+
+
+def write_clips(folder: str) -> None:
+    """16 kHz wavs with silence around, for v2v.py measure: whole requests, paused ones, short answers."""
+    import soundfile as sf
+    from pathlib import Path
+
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    voices = Voices(len(CHILD_VOICES) + 1)
+    pad = silence(0.5)
+    for i, text in enumerate(V2V_REQUESTS):
+        sf.write(out / f"whole{i}.wav", np.concatenate([pad, voices.say(text, i % voices.count), pad]), 16000)
+    for i, (head, tail, pause_s) in enumerate(V2V_PAUSED):
+        v = i % voices.count
+        said = espeak_paused(head, tail, *CHILD_VOICES[v], pause_s)[0] if v < len(CHILD_VOICES) else \
+            piper_paused(voices.piper, head, tail, pause_s)[0]
+        sf.write(out / f"paused{i}.wav", np.concatenate([pad, said, pad]), 16000)
+    for i, text in enumerate(V2V_SHORT):
+        sf.write(out / f"short{i}.wav", np.concatenate([pad, voices.say(text, (i + 1) % voices.count), pad]), 16000)
+    print(f"wrote {len(V2V_REQUESTS) + len(V2V_PAUSED) + len(V2V_SHORT)} clips to {out}")
 
 
 def run(listener, clip: dict[str, Any]) -> float:
@@ -118,8 +169,11 @@ def main() -> None:
     p.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated: " + ", ".join(CONFIGS))
     p.add_argument("--show", action="store_true", help="print each clip cut off or waited on over 0.7 s")
     p.add_argument("--voices", type=int, default=len(CHILD_VOICES) + 1, help="eSpeak child voices, then Piper raised")
+    p.add_argument("--write-clips", metavar="DIR", help="write the v2v.py clips here and stop")
     add_json_arg(p)
     args = p.parse_args()
+    if args.write_clips:
+        return write_clips(args.write_clips)
     voices = Voices(args.voices)
     all_clips = clips(voices, babble(30.0, seed=3))
     meta = machine_meta(input=f"{len(all_clips)} clips, {args.voices} voices, pause {PAUSE_S} s", inline=True)

@@ -118,3 +118,45 @@ def piper_child(synth, text: str, raise_by: float = 1.2) -> np.ndarray:
     audio = synth.synthesize(text)
     x = resample(audio.samples, audio.sample_rate, RATE)
     return resample(x, RATE, int(RATE / raise_by)).astype(np.float32)
+
+
+def _exact_pause(samples: np.ndarray, pause_s: float, min_s: float = 0.5) -> tuple[np.ndarray, float]:
+    """The longest silent run made exactly pause_s long; (samples, where the rest begins in s)."""
+    quiet = np.abs(samples) < 1e-3
+    best, best_len, run_start = 0, 0, None
+    for i, q in enumerate(np.append(quiet, False)):
+        if q and run_start is None:
+            run_start = i
+        elif not q and run_start is not None:
+            if i - run_start > best_len and run_start > 0:
+                best, best_len = run_start, i - run_start
+            run_start = None
+    if best_len < min_s * RATE:
+        raise ValueError("no pause found in the sentence")
+    out = np.concatenate([samples[:best], silence(pause_s), samples[best + best_len :]])
+    return out, (best + pause_s * RATE) / RATE
+
+
+def espeak_paused(head: str, tail: str, voice: str, pitch: int, wpm: int, pause_s: float) -> tuple[np.ndarray, float]:
+    """One sentence said with a pause in it (SSML <break>): the voice stays mid-sentence before the pause,
+    as a child's does, unlike two utterances joined. (samples, where the rest begins in s)."""
+    ssml = f'<speak>{head} <break time="{int(pause_s * 1000) + 600}ms"/> {tail}</speak>'
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "s.wav"
+        subprocess.run(["espeak-ng", "-m", "-v", voice, "-p", str(pitch), "-s", str(wpm), "-w", str(path), ssml], check=True)
+        data, rate = sf.read(path, dtype="float32")
+    return _exact_pause(resample(data, rate, RATE), pause_s)
+
+
+def piper_paused(synth, head: str, tail: str, pause_s: float, raise_by: float = 1.2) -> tuple[np.ndarray, float]:
+    """Piper says the whole sentence; a pause is cut in after the head's last word (its phoneme alignment)."""
+    audio = synth.synthesize(f"{head} {tail}")
+    n = len(head.split())
+    if not audio.words or len(audio.words) <= n:
+        raise ValueError("Piper gave no word timings (the onnx package is needed)")
+    x = resample(audio.samples, audio.sample_rate, RATE)
+    split = int(audio.words[n - 1].end * RATE)
+    # Speed and pitch raised as piper_child does, on each side of the cut.
+    a, b = (resample(part, RATE, int(RATE / raise_by)).astype(np.float32) for part in (x[:split], x[split:]))
+    a = a[: int(voiced_end_s(a) * RATE)]
+    return np.concatenate([a, silence(pause_s), b]), (len(a) / RATE) + pause_s

@@ -171,3 +171,38 @@ def test_microphone_failure_is_apologised_for_once_and_the_device_reopened():
     assert mic.restarts == 2
     assert synth.spoken.count(SORRY["en"]) == 1  # said once, not at every retry
     assert synth.spoken[-1] == "Once upon a time."  # and the child's turn after it was answered
+
+
+def test_a_microphone_that_never_delivers_is_reopened_once_before_it_is_reported(monkeypatch):
+    """A stream that starts and sends nothing (PulseAudio just after start-up) gets one quiet reopen."""
+    import audio.listen as listen_module
+    from audio.listen import Microphone
+    from errors import MicrophoneError
+
+    monkeypatch.setattr(listen_module, "STALL_S", 0.2)
+    opened = []
+
+    class Mute(Microphone):
+        def open(self):
+            opened.append(1)
+            if len(opened) == 2:  # the reopened stream works
+                for _ in range(3):
+                    self.frames.put_nowait(np.zeros(512, np.float32))
+
+        def close(self):
+            pass
+
+    mic = Mute()
+    mic.open()
+    got = []
+    for frame in mic.read(threading.Event()):
+        got.append(frame)
+        if len(got) == 3:
+            break
+    assert len(got) == 3 and len(opened) == 2
+    dead = Mute()
+    opened.clear()
+    opened.append(1)
+    opened.append(1)  # every further open delivers nothing
+    with pytest.raises(MicrophoneError, match="stopped sending audio"):
+        next(iter(dead.read(threading.Event())))

@@ -181,3 +181,18 @@ def test_open_words_keep_the_turn_open_whatever_the_sound_says():
     heard = ear.listen(frames((0.5, QUIET), (1.2, LOUD), (1.3, QUIET), (1.0, LOUD), (2.0, QUIET), pace_s=0.0),
                        threading.Event())
     assert heard.text == "Tell me a story about a dragon who loves cake."
+
+
+def test_the_sound_can_hold_finished_words_said_as_if_more_were_coming():
+    """turn_hold_below: P(complete) still under it at end_silence_s holds the turn as an open word does."""
+    stt = Scripted([(0.0, "Tell me a story about a fox."), (2.5, "Tell me a story about a fox who lost his hat.")])
+    sound = SoundSays([(0.0, 0.05)])
+    ear, records = listener(stt, turn_model=sound, turn_threshold=0.5, turn_hold_below=0.1, inline=True)
+    heard = ear.listen(frames((0.5, QUIET), (1.2, LOUD), (1.3, QUIET), (1.0, LOUD), (2.0, QUIET), pace_s=0.0),
+                       threading.Event())
+    assert heard.text == "Tell me a story about a fox who lost his hat."
+    plain, _ = listener(Scripted([(0.0, "Tell me a story about a fox."), (2.5, "more")]), turn_model=SoundSays([(0.0, 0.05)]),
+                        turn_threshold=0.5, inline=True)
+    cut = plain.listen(frames((0.5, QUIET), (1.2, LOUD), (1.3, QUIET), (1.0, LOUD), (2.0, QUIET), pace_s=0.0),
+                       threading.Event())
+    assert cut.text == "Tell me a story about a fox."  # the control: without the hold, cut at the pause
