@@ -114,6 +114,11 @@ class TurnEnd(Event):
     # Of `sentences`, how many were played whole (the rest were cut by stop, lost with the speaker,
     # or failed in the voice); None without a speaker.
     sentences_played: Optional[int] = None
+    # How the listener decided the child had finished (from its speech_end; None when typed): the
+    # silence waited, the words' verdict when they decided early, the turn model's P(complete).
+    end_silence_s: Optional[float] = None
+    end_words: str = ""
+    end_turn_p: Optional[float] = None
 
 
 @dataclass(frozen=True)

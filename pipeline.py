@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Callable, Iterable, Optional, Protocol
 
 from acknowledge import Acknowledger
 from events import (Acknowledged, BlockedEvent, ErrorEvent, EventBus, Safeguarding, SentenceReady, SessionEnd, SessionStart,
-                    TurnEnd, TurnStart)
+                    SpeechEnd, TurnEnd, TurnStart)
 from errors import MicrophoneError, StorytellerAppError
 from llm.intent import Decision
 from llm.prompts import Mode
@@ -99,6 +99,13 @@ MIC_RETRY_MAX_S = 10.0
 STOP_WORD_MAX_S = 2.0
 
 
+def _how_it_ended(ended: Optional[SpeechEnd]) -> dict:
+    """turn_end's end_* fields from the listener's speech_end (none for a typed turn)."""
+    if ended is None:
+        return {}
+    return {"end_silence_s": ended.silence_s, "end_words": ended.words, "end_turn_p": ended.turn_p}
+
+
 def is_stop_word(text: str, language: str) -> bool:
     """The child said (only) a stop word, e.g. "Stop!" or "Arrête !"; "a bus stop story" is not one."""
     said = re.sub(r"[^\w\s'-]", " ", text.lower()).split()
@@ -135,6 +142,7 @@ class Session:
         self.acknowledger = acknowledger if speaker else None  # a spoken courtesy: text mode skips it
         self.request_limit = request_limit
         self._running: Optional[threading.Event] = None  # the cancel event of the turn being answered
+        self._ended: Optional[SpeechEnd] = None  # how the listener ended the turn being answered
         self.turns = 0
         # One child's session: it ends after idle_reset_s without a turn (0: never) or at the teacher's "next child".
         self.idle_reset_s = idle_reset_s
@@ -151,11 +159,13 @@ class Session:
         if self.speaker:
             self.speaker.say(text)
 
-    def run_turn(self, child_text: str, cancel: Optional[threading.Event] = None, stt_s: Optional[float] = None) -> Optional[TurnEnd]:
+    def run_turn(self, child_text: str, cancel: Optional[threading.Event] = None, stt_s: Optional[float] = None,
+                 ended: Optional[SpeechEnd] = None) -> Optional[TurnEnd]:
         """Answer one turn: an answer to a running activity, or a story turn; never fatal.
 
         Latencies are measured from the end of the child's speech: `stt_s` (transcription time)
-        before this call, or from the typed line in --text mode.
+        before this call, or from the typed line in --text mode. `ended`: how the listener decided
+        the child had finished, reported in turn_end.
         """
         cancel = cancel or threading.Event()
         with self._turn_lock:
@@ -164,6 +174,7 @@ class Session:
                 if self.paused.is_set():
                     log.info("paused by the teacher: the turn is not answered")
                     return None
+                self._ended = ended
                 return self._turn(child_text, cancel, stt_s)
             finally:
                 self._running = None
@@ -314,7 +325,8 @@ class Session:
         end = TurnEnd(turn=turn, sentences=len(told), tokens=tokens, cancelled=cancel.is_set(), stt_s=marks.transcript,
                       first_token_s=marks.first_token, first_sentence_s=marks.first_sentence,
                       first_audio_s=marks.first_audio, first_story_audio_s=marks.first_story_audio, total_s=round(time.monotonic() - marks.t0, 4),
-                      sentences_played=sum(min(told.count(t), marks.played.count(t)) for t in set(told)) if self.speaker else None)
+                      sentences_played=sum(min(told.count(t), marks.played.count(t)) for t in set(told)) if self.speaker else None,
+                      **_how_it_ended(self._ended))
         self.bus.emit(end)
         if self.speaker and told and plan is not None and plan.mode is not Mode.REPEAT:
             heard = marks.heard(told)  # "say that again" means the last one the child heard (began to)
@@ -379,7 +391,7 @@ class Session:
 
         heard = listener.listen(wav_frames(path), threading.Event())
         if heard:
-            self.run_turn(heard.text, stt_s=heard.seconds)
+            self.run_turn(heard.text, stt_s=heard.seconds, ended=heard.ended)
 
     def run_voice(self, listener: "Listener", mic: "Microphone", stop: threading.Event, barge_in: bool = False) -> None:
         """Hands-free: listen, answer while still listening, back to listening, until stop is set."""
@@ -452,7 +464,7 @@ class Session:
 
         def answer() -> None:
             try:
-                self.run_turn(heard.text, cancel, stt_s=heard.seconds)
+                self.run_turn(heard.text, cancel, stt_s=heard.seconds, ended=heard.ended)
             finally:
                 done.set()
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 import queue
 import threading
@@ -103,6 +104,7 @@ class Listener:
         self.turn_hold_below = turn_hold_below
         self.inline = inline  # early transcripts made at once (see _Early)
         self._scored: tuple[int, float] = (-1, 0.0)  # (frames of the turn scored, P(complete)), the latest
+        self.ended: Optional[SpeechEnd] = None  # the last end of speech announced
         self._ready: Optional[Transcript] = None  # the early transcript of the utterance just returned
         self.noise = NoiseFloor()
 
@@ -168,8 +170,8 @@ class Listener:
                     on_start()
             elif event is Turn.END:
                 silence = 0 if seg.forced else int((self.endpoint.end_silence_s - TAIL_S) / FRAME_S)
-                self.bus.emit(SpeechEnd(forced=seg.forced, silence_s=None if seg.forced else self.endpoint.end_silence_s,
-                                        turn_p=self._last_p()))
+                self._end(SpeechEnd(forced=seg.forced, silence_s=None if seg.forced else self.endpoint.end_silence_s,
+                                    turn_p=self._last_p()))
                 log.debug("utterance: frames %d-%d", start_index, i)
                 audio = np.concatenate(taken[: len(taken) - silence] if silence else taken)
                 if early is not None:
@@ -184,7 +186,7 @@ class Listener:
                 if decided is not None:
                     return decided
         if seg.speaking:  # the recording ended mid-sentence
-            self.bus.emit(SpeechEnd(forced=True))
+            self._end(SpeechEnd(forced=True))
             return np.concatenate(taken)
         return None
 
@@ -209,7 +211,7 @@ class Listener:
             return None  # finished words said as if more were coming: wait (re-scored), at most end_silence_s
         seg.end_now()
         self._ready = early.result
-        self.bus.emit(SpeechEnd(forced=False, silence_s=round(silence, 3), words=verdict.reason, turn_p=p))
+        self._end(SpeechEnd(forced=False, silence_s=round(silence, 3), words=verdict.reason, turn_p=p))
         log.debug("turn ended after %.2f s of silence: words %s, sound %s", silence, verdict.reason,
                   "-" if p is None else f"P(complete) {p:.2f}")
         return np.concatenate(taken[: pause_start + round(TAIL_S / FRAME_S)])
@@ -225,6 +227,11 @@ class Listener:
             p = self.turn_model(audio)
             self._scored = (len(taken), p)
         return p
+
+    def _end(self, event: SpeechEnd) -> None:
+        """Announce the end of speech; the transcript carries the last one (how its turn ended)."""
+        self.ended = event
+        self.bus.emit(event)
 
     def _last_p(self) -> Optional[float]:
         return None if self._scored[0] < 0 else round(self._scored[1], 3)
@@ -257,7 +264,7 @@ class Listener:
             if transcript.text:
                 self.bus.emit(Heard(text=transcript.text, language=transcript.language,
                                     duration=round(transcript.duration, 3)))
-                return transcript
+                return dataclasses.replace(transcript, ended=self.ended)
             log.debug("speech with no words (dropped %d segments); listening on", transcript.dropped)
         return None
 

@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterable, Optional, Protocol
 import numpy as np
 
 from errors import ListenError
+from events import SpeechEnd
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class Transcript:
     duration: float  # seconds of audio
     seconds: float  # time spent transcribing
     dropped: int = 0  # segments the hallucination guard removed
+    ended: Optional[SpeechEnd] = None  # how the listener decided the turn was over (silence, words, sound)
 
 
 @dataclass(frozen=True)

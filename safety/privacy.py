@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, MutableMapping, Optional
 
-# Events that carry the child's own words, and the field holding them.
-CHILD_WORDS = {"turn_start": "text", "heard": "text", "safeguarding": "words"}
+# Events that carry the child's own words, and the field holding them. The end of a turn names the
+# last word the child said before it ("ends on 'dragon'").
+CHILD_WORDS = {"turn_start": "text", "heard": "text", "safeguarding": "words", "speech_end": "words",
+               "turn_end": "end_words"}
 NOT_KEPT = "[not kept: privacy.keep_transcripts is false]"
 
 

@@ -150,12 +150,16 @@ def espeak_paused(head: str, tail: str, voice: str, pitch: int, wpm: int, pause_
 
 def piper_paused(synth, head: str, tail: str, pause_s: float, raise_by: float = 1.2) -> tuple[np.ndarray, float]:
     """Piper says the whole sentence; a pause is cut in after the head's last word (its phoneme alignment)."""
-    audio = synth.synthesize(f"{head} {tail}")
+    from audio.wordtiming import estimate
+
+    text = f"{head} {tail}"
+    audio = synth.synthesize(text)
     n = len(head.split())
-    if not audio.words or len(audio.words) <= n:
-        raise ValueError("Piper gave no word timings (the onnx package is needed)")
+    # Piper's alignment joins some words ("there was a" in one phoneme word); then the app's own
+    # estimate, which snaps each boundary to the quiet between words.
+    words = audio.words or estimate(text, audio.samples, audio.sample_rate)
     x = resample(audio.samples, audio.sample_rate, RATE)
-    split = int(audio.words[n - 1].end * RATE)
+    split = int(words[n - 1].end * RATE)
     # Speed and pitch raised as piper_child does, on each side of the cut.
     a, b = (resample(part, RATE, int(RATE / raise_by)).astype(np.float32) for part in (x[:split], x[split:]))
     a = a[: int(voiced_end_s(a) * RATE)]

@@ -172,6 +172,11 @@ def test_events_file_keeps_no_child_words_unless_enabled():
     assert scrubber(True, redact)(record)["text"] == "[address]"
     sentence = {"event": "sentence", "t": 1.0, "turn": 1, "index": 0, "text": "Call 555 123 4567."}
     assert scrubber(False, redact)(sentence)["text"] == "Call [phone]."
+    # The end of a turn names the child's last word ("ends on 'Emma'"): it is the child's words too.
+    end = {"event": "speech_end", "t": 1.0, "forced": False, "silence_s": 0.3, "words": "ends on 'emma'", "turn_p": None}
+    assert scrubber(False, redact)(end)["words"] == NOT_KEPT
+    turn = {"event": "turn_end", "t": 2.0, "turn": 1, "end_words": "ends on 'emma'", "end_silence_s": 0.3}
+    assert scrubber(False, redact)(turn)["end_words"] == NOT_KEPT and scrubber(False, redact)(turn)["end_silence_s"] == 0.3
 
 
 @pytest.mark.integration

@@ -196,3 +196,24 @@ def test_the_sound_can_hold_finished_words_said_as_if_more_were_coming():
     cut = plain.listen(frames((0.5, QUIET), (1.2, LOUD), (1.3, QUIET), (1.0, LOUD), (2.0, QUIET), pace_s=0.0),
                        threading.Event())
     assert cut.text == "Tell me a story about a fox."  # the control: without the hold, cut at the pause
+
+
+def test_turn_end_says_how_the_listener_ended_the_turn():
+    """The transcript carries its speech_end to the turn: turn_end reports the silence, the words and the sound."""
+    from events import SpeechEnd
+    from llm.storyteller import Storyteller
+    from pipeline import Session
+    from tests.fakes import ScriptedBackend
+
+    stt = Scripted([(0.0, "Tell me a story about a dragon.")])
+    ear, records = listener(stt, turn_model=SoundSays([(0.0, 0.8)]), turn_threshold=0.5, inline=True)
+    heard = ear.listen(frames((0.5, QUIET), (1.5, LOUD), (3.0, QUIET), pace_s=0.0), threading.Event())
+    assert isinstance(heard.ended, SpeechEnd) and heard.ended.turn_p == 0.8 and heard.ended.words == "ends on 'dragon'"
+    bus, ends = EventBus(), []
+    bus.subscribe(ends.append)
+    teller = Storyteller(ScriptedBackend([["A dragon flew."]]), "Early Elementary", "en", memory_tokens=2000, max_sentence_words=30)
+    end = Session(teller, bus, show=lambda _: None).run_turn(heard.text, stt_s=heard.seconds, ended=heard.ended)
+    assert (end.end_silence_s, end.end_words, end.end_turn_p) == (heard.ended.silence_s, "ends on 'dragon'", 0.8)
+    typed = Session(Storyteller(ScriptedBackend([["A cat sat."]]), "Early Elementary", "en", memory_tokens=2000, max_sentence_words=30),
+                    bus, show=lambda _: None).run_turn("Tell me about a cat")
+    assert (typed.end_silence_s, typed.end_words, typed.end_turn_p) == (None, "", None)
