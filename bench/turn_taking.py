@@ -31,7 +31,7 @@ import numpy as np
 from audio.listen import create_listener
 from audio.vad import FRAME_S
 from bench.common import add_json_arg, finish_meta, machine_meta, print_table, progress, write_json
-from events import EventBus, SpeechEnd
+from events import EventBus
 from settings import ListenSettings
 from tests.speech_clips import (
     CHILD_VOICES,
@@ -91,11 +91,17 @@ class Voices:
         return piper_paused(self.piper, head, tail, PAUSE_S)
 
 
-def clips(voices: Voices, noise: np.ndarray) -> list[dict[str, Any]]:
-    """Every clip of every set: its samples, where the child's last word ends, and for paused ones where the rest begins."""
+def clips(voices: Voices, noise: np.ndarray, limit: int = 0) -> list[dict[str, Any]]:
+    """Every clip of every set: its samples, where the child's last word ends, and for paused ones where the rest begins.
+
+    limit: at most this many lines of each set (0: all), a quick check.
+    """
+    def first(lines):
+        return lines[:limit] if limit else lines
+
     out = []
     for i in range(voices.count):
-        for name, pairs in (("paused", PAUSED_REQUESTS), ("paused, kept apart", PAUSED_CHECK)):
+        for name, pairs in (("paused", first(PAUSED_REQUESTS)), ("paused, kept apart", first(PAUSED_CHECK))):
             for head, tail in pairs:
                 said, rest_s = voices.say_paused(head, tail, i)
                 samples = np.concatenate([silence(LEAD_S), said])
@@ -108,11 +114,11 @@ def clips(voices: Voices, noise: np.ndarray) -> list[dict[str, Any]]:
                 samples = np.concatenate([silence(LEAD_S), a, silence(PAUSE_S), b])
                 out.append({"set": "paused, joined", "voice": i, "samples": samples, "rest_s": start,
                             "last_s": start + voiced_end_s(b)})
-        for name, lines in (("whole", REQUESTS), ("short", SHORT_ANSWERS)):
+        for name, lines in (("whole", first(REQUESTS)), ("short", first(SHORT_ANSWERS))):
             for text in lines:
                 s = voices.say(text, i)
                 out.append({"set": name, "voice": i, "samples": np.concatenate([silence(LEAD_S), s]), "last_s": LEAD_S + voiced_end_s(s)})
-        for j, text in enumerate(REQUESTS):
+        for text in first(REQUESTS):
             s = voices.say(text, i)
             offset = 1.0
             mixed = mix_at_snr(s, noise[: int((len(s) / 16000 + offset + 4.0) * 16000)], 10.0, offset)
@@ -164,61 +170,75 @@ def run(listener, clip: dict[str, Any]) -> float:
     return counter[0] * FRAME_S if heard is not None else float("nan")
 
 
+class Timed:
+    """The listener's transcriber and turn model, each call timed (seconds per call)."""
+
+    def __init__(self, listener):
+        self.stt_s: list[float] = []
+        self.model_s: list[float] = []
+        stt, model, outer = listener.transcriber, listener.turn_model, self
+
+        class TimedStt:
+            language = getattr(stt, "language", None)
+
+            def transcribe(self, audio):
+                result = stt.transcribe(audio)
+                outer.stt_s.append(result.seconds)
+                return result
+
+        listener.transcriber = TimedStt()
+        if model is not None:
+            listener.turn_model = self._timed(model)
+
+    def _timed(self, model):
+        def call(audio):
+            t = time.perf_counter()
+            p = model(audio)
+            self.model_s.append(time.perf_counter() - t)
+            return p
+        return call
+
+
+def summary(config: str, set_name: str, items: list, timed: Timed) -> dict[str, Any]:
+    """One row: how many were cut, how long the rest waited after the child's last word."""
+    paused = "rest_s" in items[0][0]
+    cut = [e < c["rest_s"] for c, e in items] if paused else [False] * len(items)
+    waits = [e - c["last_s"] for (c, e), was_cut in zip(items, cut) if not was_cut and e == e]  # e != e: not heard
+    return {
+        "config": config, "set": set_name, "n": len(items), "cut": sum(cut) if paused else None,
+        "wait_median_s": round(statistics.median(waits), 3) if waits else None,
+        "wait_p90_s": round(float(np.percentile(waits, 90)), 3) if waits else None,
+        "wait_max_s": round(max(waits), 3) if waits else None,
+        "stt_ms": round(1000 * statistics.median(timed.stt_s), 1) if timed.stt_s else None,
+        "turn_model_ms": round(1000 * statistics.median(timed.model_s), 1) if timed.model_s else None,
+    }
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated: " + ", ".join(CONFIGS))
     p.add_argument("--show", action="store_true", help="print each clip cut off or waited on over 0.7 s")
     p.add_argument("--voices", type=int, default=len(CHILD_VOICES) + 1, help="eSpeak child voices, then Piper raised")
+    p.add_argument("--limit", type=int, default=0, help="at most this many lines of each set (a quick check)")
     p.add_argument("--write-clips", metavar="DIR", help="write the v2v.py clips here and stop")
     add_json_arg(p)
     args = p.parse_args()
     if args.write_clips:
         return write_clips(args.write_clips)
-    voices = Voices(args.voices)
-    all_clips = clips(voices, babble(30.0, seed=3))
+    all_clips = clips(Voices(args.voices), babble(30.0, seed=3), args.limit)
     meta = machine_meta(input=f"{len(all_clips)} clips, {args.voices} voices, pause {PAUSE_S} s", inline=True)
     rows = []
     for name in args.configs.split(","):
-        bus = EventBus()
-        listener = create_listener(ListenSettings(**CONFIGS[name]), "en", bus)
+        listener = create_listener(ListenSettings(**CONFIGS[name]), "en", EventBus())
         listener.inline = True
-        stt_s, model_s = [], []
-        model = listener.turn_model
-        if model is not None:  # time each call of the turn model
-            def timed(audio, inner=model):
-                t = time.perf_counter()
-                p = inner(audio)
-                model_s.append(time.perf_counter() - t)
-                return p
-            listener.turn_model = timed
-        inner_stt = listener.transcriber
-
-        class TimedStt:  # the transcriber, timing each call
-            language = getattr(inner_stt, "language", None)
-
-            def transcribe(self, audio):
-                result = inner_stt.transcribe(audio)
-                stt_s.append(result.seconds)
-                return result
-
-        listener.transcriber = TimedStt()
+        timed = Timed(listener)
         results: dict[str, list] = {}
         for clip in progress(all_clips, desc=name):
             end_s = run(listener, clip)
             results.setdefault(clip["set"], []).append((clip, end_s))
-            if args.show and (("rest_s" in clip and end_s < clip["rest_s"]) or end_s - clip["last_s"] > 0.7):
+            if args.show and (end_s < clip.get("rest_s", 0) or end_s - clip["last_s"] > 0.7):
                 print(f"  {name} {clip['set']} v{clip['voice']}: heard {clip['heard']!r}, ended {end_s - clip['last_s']:+.2f} s")
-        for set_name, items in results.items():
-            cut = sum(1 for c, e in items if "rest_s" in c and e < c["rest_s"])
-            waits = [e - c["last_s"] for c, e in items if not ("rest_s" in c and e < c["rest_s"]) and e == e]
-            rows.append({
-                "config": name, "set": set_name, "n": len(items), "cut": cut if "rest_s" in items[0][0] else None,
-                "wait_median_s": round(statistics.median(waits), 3) if waits else None,
-                "wait_p90_s": round(float(np.percentile(waits, 90)), 3) if waits else None,
-                "wait_max_s": round(max(waits), 3) if waits else None,
-                "stt_ms": round(1000 * statistics.median(stt_s), 1) if stt_s else None,
-                "turn_model_ms": round(1000 * statistics.median(model_s), 1) if model_s else None,
-            })
+        rows += [summary(name, set_name, items, timed) for set_name, items in results.items()]
     print_table(rows, COLUMNS, finish_meta(meta))
     write_json(args.json, meta, rows)
 

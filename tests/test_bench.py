@@ -36,6 +36,7 @@ def results(tiny, tmp_path_factory) -> dict[str, dict]:
         "stt": ["bench/stt.py", "--engines", "faster-whisper", "--clips", "2"],
         "tts": ["bench/tts.py", "--engines", "pyttsx3"],
         "intent": ["-m", "bench.intent", "--patterns-only"],
+        "turn_taking": ["-m", "bench.turn_taking", "--voices", "1", "--limit", "1", "--configs", "words,silence"],
     }
     if importlib.util.find_spec("llama_cpp") or os.environ.get("CI"):
         # The tiny model stands in for Phi-3-mini's shape: every measurement of the CPU path, small.
@@ -112,6 +113,15 @@ def test_cpu_path_rows(results):
                 "trimmed_shifted_first_sentence_s", "trimmed_reread_first_sentence_s", "prime_load_s"):
         assert row[key] is not None and row[key] >= 0, (key, row)  # None: not measured (e.g. the prime file failed)
     assert row["tokens_per_s"] > 0 and row["new_tokens"] == 16 and row["prime_file_mb"] >= 0
+
+
+def test_turn_taking_rows(results):
+    data = results["turn_taking"]
+    _check_meta(data["meta"])
+    rows = {(r["config"], r["set"]): r for r in data["rows"]}
+    assert rows[("silence", "paused")]["cut"] == rows[("silence", "paused")]["n"] == 1  # the fixed silence cuts a 1 s pause
+    assert rows[("words", "whole")]["wait_median_s"] < rows[("silence", "whole")]["wait_median_s"]
+    assert rows[("words", "whole")]["stt_ms"] > 0 and rows[("words", "whole")]["turn_model_ms"] is None
 
 
 def test_intent_rows_per_language_and_label(results):

@@ -131,9 +131,8 @@ def test_a_missing_or_wrong_turn_model_is_one_clear_error(tmp_path):
         create_turn_model(str(bad))
 
 
-def test_the_sound_scores_each_early_end_when_it_is_on(ear):
+def test_the_sound_scores_each_early_end_when_it_is_on():
     """With listen.turn_model: smart-turn, speech_end carries its P(complete) beside the words' verdict."""
-    _, records = ear
     bus = EventBus()
     seen = []
     bus.subscribe(seen.append)
