@@ -142,7 +142,6 @@ class Session:
         self.acknowledger = acknowledger if speaker else None  # a spoken courtesy: text mode skips it
         self.request_limit = request_limit
         self._running: Optional[threading.Event] = None  # the cancel event of the turn being answered
-        self._ended: Optional[SpeechEnd] = None  # how the listener ended the turn being answered
         self.turns = 0
         # One child's session: it ends after idle_reset_s without a turn (0: never) or at the teacher's "next child".
         self.idle_reset_s = idle_reset_s
@@ -174,8 +173,7 @@ class Session:
                 if self.paused.is_set():
                     log.info("paused by the teacher: the turn is not answered")
                     return None
-                self._ended = ended
-                return self._turn(child_text, cancel, stt_s)
+                return self._turn(child_text, cancel, stt_s, ended)
             finally:
                 self._running = None
                 self._arm_idle()
@@ -238,7 +236,8 @@ class Session:
         finally:
             self._turn_lock.release()
 
-    def _turn(self, child_text: str, cancel: threading.Event, stt_s: Optional[float]) -> Optional[TurnEnd]:
+    def _turn(self, child_text: str, cancel: threading.Event, stt_s: Optional[float],
+              ended: Optional[SpeechEnd]) -> Optional[TurnEnd]:
         if not child_text.strip() and not (self.activities and self.activities.waiting):
             return None  # silence (a question's timeout) after the activity ended, e.g. at "next child"
         if is_stop_word(child_text, self.storyteller.language):
@@ -264,7 +263,7 @@ class Session:
                 return None
             if step is not None:
                 return self._activity_turn(step, cancel)
-        return self._story_turn(child_text, cancel, stt_s)
+        return self._story_turn(child_text, cancel, stt_s, ended=ended)
 
     def _activity_turn(self, step: "Step", cancel: threading.Event) -> Optional[TurnEnd]:
         """Say an activity's lines (a question, praise, a hint) and go on with the story if a choice was made."""
@@ -276,7 +275,7 @@ class Session:
         return None
 
     def _story_turn(self, child_text: str, cancel: threading.Event, stt_s: Optional[float],
-                    decision: Optional[Decision] = None) -> Optional[TurnEnd]:
+                    decision: Optional[Decision] = None, ended: Optional[SpeechEnd] = None) -> Optional[TurnEnd]:
         """The storyteller answers; afterwards an activity may start (a choice to make, questions)."""
         self.turns += 1
         turn = self.turns
@@ -326,7 +325,7 @@ class Session:
                       first_token_s=marks.first_token, first_sentence_s=marks.first_sentence,
                       first_audio_s=marks.first_audio, first_story_audio_s=marks.first_story_audio, total_s=round(time.monotonic() - marks.t0, 4),
                       sentences_played=sum(min(told.count(t), marks.played.count(t)) for t in set(told)) if self.speaker else None,
-                      **_how_it_ended(self._ended))
+                      **_how_it_ended(ended))
         self.bus.emit(end)
         if self.speaker and told and plan is not None and plan.mode is not Mode.REPEAT:
             heard = marks.heard(told)  # "say that again" means the last one the child heard (began to)

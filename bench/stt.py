@@ -61,6 +61,15 @@ ACCURACY_COLUMNS = [("model", "model"), ("prompt", "story prompt"), ("beam", "be
                     ("wer", "WER"), ("transcribe_s_median", "transcribe s median"), ("transcribe_s_p90", "p90")]
 
 
+def heard_all(stt, clips) -> tuple[float, list]:
+    """WER over (text, samples) clips, and each clip's Transcript."""
+    clips = list(clips)  # read twice below; a progress bar is read once
+    results = [stt.transcribe(audio) for _, audio in clips]
+    truth = [NORMALIZE(text) for text, _ in clips]
+    heard = [NORMALIZE(r.text) or "<nothing>" for r in results]
+    return jiwer.wer(truth, heard), results
+
+
 def accuracy_sets() -> dict[str, list[tuple[str, np.ndarray]]]:
     """(text, samples) per set: child eSpeak voices and Piper raised, clean and in babble."""
     from audio.tts import PiperSynthesizer
@@ -93,14 +102,10 @@ def accuracy(args) -> None:
             stt.temperature = (0.0,)
         stt.transcribe(next(iter(sets.values()))[0][1])  # warm-up
         for name, clips in progress(list(sets.items()), desc=f"{model} prompt={prompt} beam={beam} fallback={fallback}"):
-            truth, heard, secs = [], [], []
-            for text, audio in clips:
-                result = stt.transcribe(audio)
-                truth.append(NORMALIZE(text))
-                heard.append(NORMALIZE(result.text) or "<nothing>")
-                secs.append(result.seconds)
+            wer, results = heard_all(stt, clips)
+            secs = [r.seconds for r in results]
             rows.append({"model": model, "prompt": prompt, "beam": beam, "fallback": fallback, "set": name, "n": len(clips),
-                         "wer": round(jiwer.wer(truth, heard), 3),
+                         "wer": round(wer, 3),
                          "transcribe_s_median": round(statistics.median(secs), 3),
                          "transcribe_s_p90": round(float(np.percentile(secs, 90)), 3)})
     print_table(rows, ACCURACY_COLUMNS, finish_meta(meta))
@@ -126,19 +131,14 @@ def main() -> None:
     for engine in args.engines.split(","):
         stt = create_transcriber(settings.model_copy(update={"stt_engine": engine}), "en")
         stt.transcribe(clips[0][1])  # warm-up
-        secs, rtf, truth, heard = [], [], [], []
-        for text, audio in progress(clips, desc=engine):
-            result = stt.transcribe(audio)
-            secs.append(result.seconds)
-            rtf.append(result.seconds / result.duration)
-            truth.append(NORMALIZE(text))
-            heard.append(NORMALIZE(result.text) or "<nothing>")
+        wer, results = heard_all(stt, progress(clips, desc=engine))
+        secs, rtf = [r.seconds for r in results], [r.seconds / r.duration for r in results]
         rows.append({
             "engine": engine, "model": args.model,
             "transcribe_s_median": round(statistics.median(secs), 3),
             "after_end_of_speech_s": round(settings.end_silence_s + statistics.median(secs), 3),
             "rtf_median": round(statistics.median(rtf), 3),
-            "wer": round(jiwer.wer(truth, heard), 3),
+            "wer": round(wer, 3),
         })
     print_table(rows, COLUMNS, finish_meta(meta))
     write_json(args.json, meta, rows)

@@ -28,11 +28,12 @@ BABBLE_LINES = [
 VOICES = [("en-us", 50, 150), ("en-us+f3", 80, 140), ("en-gb+f4", 95, 160)]
 
 
-def espeak(text: str, voice: str = "en-us", pitch: int = 50, wpm: int = 150) -> np.ndarray:
-    """eSpeak NG speech as 16 kHz mono float32."""
+def espeak(text: str, voice: str = "en-us", pitch: int = 50, wpm: int = 150, ssml: bool = False) -> np.ndarray:
+    """eSpeak NG speech as 16 kHz mono float32 (ssml: text is SSML markup, e.g. with a <break>)."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "s.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-p", str(pitch), "-s", str(wpm), "-w", str(path), text], check=True)
+        markup = ["-m"] if ssml else []
+        subprocess.run(["espeak-ng", *markup, "-v", voice, "-p", str(pitch), "-s", str(wpm), "-w", str(path), text], check=True)
         data, rate = sf.read(path, dtype="float32")
     return resample(data, rate, RATE)
 
@@ -116,7 +117,11 @@ def voiced_end_s(samples: np.ndarray, floor_db: float = -40.0) -> float:
 def piper_child(synth, text: str, raise_by: float = 1.2) -> np.ndarray:
     """Piper's English voice made child-like: sped up and raised (raise_by) by resampling, 16 kHz."""
     audio = synth.synthesize(text)
-    x = resample(audio.samples, audio.sample_rate, RATE)
+    return _raised(resample(audio.samples, audio.sample_rate, RATE), raise_by)
+
+
+def _raised(x: np.ndarray, raise_by: float) -> np.ndarray:
+    """16 kHz samples played raise_by faster: higher and quicker, as a child's voice."""
     return resample(x, RATE, int(RATE / raise_by)).astype(np.float32)
 
 
@@ -141,11 +146,7 @@ def espeak_paused(head: str, tail: str, voice: str, pitch: int, wpm: int, pause_
     """One sentence said with a pause in it (SSML <break>): the voice stays mid-sentence before the pause,
     as a child's does, unlike two utterances joined. (samples, where the rest begins in s)."""
     ssml = f'<speak>{head} <break time="{int(pause_s * 1000) + 600}ms"/> {tail}</speak>'
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "s.wav"
-        subprocess.run(["espeak-ng", "-m", "-v", voice, "-p", str(pitch), "-s", str(wpm), "-w", str(path), ssml], check=True)
-        data, rate = sf.read(path, dtype="float32")
-    return _exact_pause(resample(data, rate, RATE), pause_s)
+    return _exact_pause(espeak(ssml, voice, pitch, wpm, ssml=True), pause_s)
 
 
 def piper_paused(synth, head: str, tail: str, pause_s: float, raise_by: float = 1.2) -> tuple[np.ndarray, float]:
@@ -160,7 +161,6 @@ def piper_paused(synth, head: str, tail: str, pause_s: float, raise_by: float = 
     words = audio.words or estimate(text, audio.samples, audio.sample_rate)
     x = resample(audio.samples, audio.sample_rate, RATE)
     split = int(words[n - 1].end * RATE)
-    # Speed and pitch raised as piper_child does, on each side of the cut.
-    a, b = (resample(part, RATE, int(RATE / raise_by)).astype(np.float32) for part in (x[:split], x[split:]))
+    a, b = _raised(x[:split], raise_by), _raised(x[split:], raise_by)  # as piper_child, on each side of the cut
     a = a[: int(voiced_end_s(a) * RATE)]
     return np.concatenate([a, silence(pause_s), b]), (len(a) / RATE) + pause_s
