@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
+import lang
 from events import TeacherAction
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class KioskControls:
         """What the teacher's page shows."""
         s = self.session
         speaker = s.speaker
-        acts = s.activities
+        acts = s.stages.activities
         return {"paused": s.paused.is_set(), "age_group": s.storyteller.age_group, "language": s.storyteller.language,
                 "voice": self.voice, "voices": self._voices(), "volume": round(speaker.gain, 2) if speaker else None,
                 "questions": acts.questions_mode if acts else "off", "session": s.session,
@@ -50,7 +51,7 @@ class KioskControls:
         except Exception as err:  # noqa: BLE001 - a failed change leaves the kiosk as it was
             log.exception("teacher: %s failed", action)
             ok, message = False, f"{action} failed: {err}"
-        self.session.bus.emit(TeacherAction(action=action, value=None if value is None else str(value), ok=ok, message=message))
+        self.session.stages.bus.emit(TeacherAction(action=action, value=None if value is None else str(value), ok=ok, message=message))
         log.info("teacher: %s", message)
         return {"ok": ok, "message": message}
 
@@ -88,11 +89,9 @@ class KioskControls:
             if model.endswith(".en") and value != "en":
                 note = f"; listening stays English (listen.model {model} is English-only: set listen.model: base and restart)"
             else:
-                from audio.stt import STORY_PROMPTS
-
                 transcriber.language = value
                 if transcriber.prompt:
-                    transcriber.prompt = STORY_PROMPTS.get(value)
+                    transcriber.prompt = lang.get(value).story_prompt
         return True, f"Language is now {value}{note}"
 
     def _voice(self, value: str) -> tuple[bool, str]:
@@ -109,9 +108,9 @@ class KioskControls:
         return True, f"Volume is now {round(float(value) * 100)} %"
 
     def _questions(self, value: str) -> tuple[bool, str]:
-        if self.session.activities is None:
+        if self.session.stages.activities is None:
             return False, "Activities are off in this configuration"
-        self.session.activities.questions_mode = value
+        self.session.stages.activities.questions_mode = value
         return True, f"Questions: {value.replace('_', ' ')}"
 
     def _new_voice(self, language: str, voice: Optional[str], age_group: str) -> Optional["Synthesizer"]:
@@ -122,16 +121,7 @@ class KioskControls:
 
     def _audience(self, age_group: str, language: str) -> None:
         """The storyteller, the safety checks, the activities and the courtesy lines follow the new audience."""
-        s = self.session
-        s.storyteller.age_group, s.storyteller.language = age_group, language
-        if s.storyteller.guard is not None:
-            s.storyteller.guard.set_audience(age_group, language)
-        if s.activities is not None:
-            s.activities.age_group, s.activities.language = age_group, language
-            if s.activities.guard is not None and s.activities.guard is not s.storyteller.guard:
-                s.activities.guard.set_audience(age_group, language)
-        if s.acknowledger is not None:
-            s.acknowledger.use_language(language)
+        self.session.set_audience(age_group, language)
 
     def _voices(self) -> list[str]:
         speaker, language = self.session.speaker, self.session.storyteller.language

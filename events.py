@@ -1,4 +1,4 @@
-"""The app's one event bus: typed events in, records out to subscribers (the JSON-lines file here; wsserver.py serves them)."""
+"""The app's one event bus: subscribers get the typed events; JSON is made only at the sinks (here, wsserver.py)."""
 
 from __future__ import annotations
 
@@ -18,13 +18,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Event:
-    """Base of every event; `name` is what subscribers see as "event"."""
+    """Base of every event; `name` is its "event" in the JSON the sinks write."""
 
     name: ClassVar[str] = "event"
+    # Seconds since the bus started, stamped by EventBus.emit (None before). Keyword-only, so each
+    # event's own fields stay positional; not compared, so a stamped event equals the one made.
+    t: Optional[float] = field(default=None, kw_only=True, compare=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """Fields of the event as a JSON-ready dict (without event name and time)."""
-        return dataclasses.asdict(self)
+    def as_record(self) -> dict[str, Any]:
+        """The event as a JSON-ready dict, as the sinks write it: {"event": name, "t": seconds, **fields}."""
+        return {"event": self.name, **dataclasses.asdict(self)}  # t is the base's field: it comes first
 
 
 @dataclass(frozen=True)
@@ -274,7 +277,7 @@ class ErrorEvent(Event):
 
 @dataclass
 class EventBus:
-    """Fan out events to subscribers, stamped with seconds since the bus started.
+    """Fan out events to subscribers, each stamped with seconds since the bus started (its `t`).
 
     A subscriber that fails (a full disk under the events file, a bug in a display) never takes
     the session down: its error is logged once while it keeps failing, and the others are told
@@ -282,47 +285,47 @@ class EventBus:
     """
 
     clock: Callable[[], float] = time.monotonic
-    _subscribers: list[tuple[str, Callable[[dict[str, Any]], None]]] = field(default_factory=list)
+    _subscribers: list[tuple[str, Callable[[Event], None]]] = field(default_factory=list)
     _failing: set[int] = field(default_factory=set)  # ids of subscribers whose failure was reported
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def __post_init__(self) -> None:
         self._t0 = self.clock()
 
-    def subscribe(self, fn: Callable[[dict[str, Any]], None], name: str = "") -> None:
-        """Call fn(record) for every event from now on; record is {"event", "t", **fields}; name is for errors."""
+    def subscribe(self, fn: Callable[[Event], None], name: str = "") -> None:
+        """Call fn(event) for every event from now on, the event stamped with its time; name is for errors."""
         with self._lock:
             self._subscribers.append((name or getattr(fn, "__qualname__", "subscriber"), fn))
 
-    def emit(self, event: Event) -> dict[str, Any]:
-        """Publish an event to every subscriber; returns the record sent."""
-        record = self._record(event)
+    def emit(self, event: Event) -> Event:
+        """Publish an event to every subscriber; returns it as sent, stamped with its time."""
+        stamped = self._stamped(event)
         with self._lock:
             subscribers = list(self._subscribers)
         for name, fn in subscribers:
             try:
-                fn(record)
+                fn(stamped)
             except Exception as err:  # noqa: BLE001 - one broken subscriber must not silence the kiosk
                 self._failed(name, fn, err, subscribers)
             else:
                 if id(fn) in self._failing:
                     self._failing.discard(id(fn))
                     log.warning("%s: working again", name)
-        return record
+        return stamped
 
-    def _record(self, event: Event) -> dict[str, Any]:
-        return {"event": event.name, "t": round(self.clock() - self._t0, 4), **event.to_dict()}
+    def _stamped(self, event: Event) -> Event:
+        return dataclasses.replace(event, t=round(self.clock() - self._t0, 4))
 
     def _failed(self, name: str, failed: Callable, err: Exception, subscribers: list) -> None:
         if id(failed) in self._failing:
             return  # already said; it is retried with every event and says when it works again
         self._failing.add(id(failed))
         log.warning("%s failed: %s; the session goes on", name, err)
-        record = self._record(ErrorEvent(stage=name, message=str(err)))
+        error = self._stamped(ErrorEvent(stage=name, message=str(err)))
         for _, fn in subscribers:
             if fn is not failed and id(fn) not in self._failing:
                 try:
-                    fn(record)
+                    fn(error)
                 except Exception:  # noqa: BLE001 - reported when it fails on an event of its own
                     pass
 
@@ -337,7 +340,7 @@ class JsonLinesSink:
 
     MAX_PENDING = 10_000
 
-    def __init__(self, path: str, scrub: Optional[Callable[[dict[str, Any]], dict[str, Any]]] = None):
+    def __init__(self, path: str, scrub: Optional[Callable[[Event], Event]] = None):
         self.path = path
         try:
             # Unbuffered: each line goes to the OS at once, and a failed write leaves nothing half-buffered.
@@ -350,8 +353,8 @@ class JsonLinesSink:
         self._pending: collections.deque[bytes] = collections.deque(maxlen=self.MAX_PENDING)
         self._torn = False  # a write failed part-way: the next one starts on a fresh line
 
-    def __call__(self, record: dict[str, Any]) -> None:
-        line = json.dumps(self._scrub(record) if self._scrub else record, ensure_ascii=False) + "\n"
+    def __call__(self, event: Event) -> None:
+        line = json.dumps((self._scrub(event) if self._scrub else event).as_record(), ensure_ascii=False) + "\n"
         with self._lock:
             if self._file.closed:
                 return

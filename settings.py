@@ -7,12 +7,13 @@ from pathlib import Path
 from typing import Any, Literal, Optional, Union
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 
+import lang
 from errors import ConfigError
 
 AGE_GROUPS = ("Toddlers", "Preschoolers", "Early Elementary", "Late Elementary", "Preteens")
-LANGUAGES = ("en", "fr", "de")
+LANGUAGES = lang.CODES  # every language with a file in lang/: a new file adds one
 
 
 def _check_access(value: Any, field: str) -> Any:
@@ -26,6 +27,13 @@ def _check_access(value: Any, field: str) -> Any:
             if not re.fullmatch(r"https?://[^/\s]+", origin):
                 raise ValueError(f"each must be scheme://host[:port] with no path or trailing slash, "
                                  f"as a browser sends it (got {origin!r})")
+    return value
+
+
+def check_language(value: str, also: tuple[str, ...] = ()) -> str:
+    """A code with a file in lang/ (or one of `also`); else the one-line error naming the known ones."""
+    if value not in LANGUAGES + also:
+        raise ValueError(f"must be one of {', '.join(LANGUAGES + also)} (a language is a file in lang/; got {value!r})")
     return value
 
 
@@ -97,7 +105,7 @@ class StorySettings(_Section):
     """Who the stories are for."""
 
     age_group: str = "Early Elementary"
-    language: Literal["en", "fr", "de"] = "en"
+    language: str = "en"  # a code with a file in lang/
     max_sentence_words: int = Field(30, ge=5, le=200)
     # The longest request a turn takes (a pasted page or a stuck key gets a kind "shorter, please").
     max_request_chars: int = Field(600, ge=20, le=20000)
@@ -111,13 +119,16 @@ class StorySettings(_Section):
     def _age(cls, v: str) -> str:
         return normalize_age_group(v)
 
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: str) -> str:
+        return check_language(v)
 
-class VoiceChoice(_Section):
-    """A voice per language (engine voice id, name or .onnx path); null picks one for the language."""
 
-    en: Optional[str] = None
-    fr: Optional[str] = None
-    de: Optional[str] = None
+# A voice per language (engine voice id, name or .onnx path); null picks one for the language.
+# One field per language in lang/ (speech.voices.en, .fr, ...), so a new language file adds its own.
+VoiceChoice = create_model("VoiceChoice", __base__=_Section, __doc__="A voice per language; null picks one for the language.",
+                           **{code: (Optional[str], None) for code in LANGUAGES})
 
 
 class SpeechSettings(_Section):
@@ -160,7 +171,7 @@ class ListenSettings(_Section):
 
     stt_engine: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
     model: str = "auto"
-    language: Optional[Literal["en", "fr", "de", "auto"]] = None
+    language: Optional[str] = None  # null: story.language; a code with a file in lang/, or auto (detect)
     story_prompt: bool = True
     # Whisper's beam: 1 is greedy (fastest); more searches wider for the words (BENCHMARKS.md section 7).
     beam_size: int = Field(1, ge=1, le=10)
@@ -184,6 +195,11 @@ class ListenSettings(_Section):
     # Finished words whose P(complete) is still under this at end_silence_s are held as open words are
     # (unfinished_hold_s); 0: the sound never holds a turn.
     turn_hold_below: float = Field(0.0, ge=0.0, le=1.0)
+
+    @field_validator("language")
+    @classmethod
+    def _language(cls, v: Optional[str]) -> Optional[str]:
+        return None if v is None else check_language(v, also=("auto",))
 
     @field_validator("turn_model", mode="before")
     @classmethod

@@ -16,14 +16,13 @@ import secrets
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
 from errors import ConfigError
+from events import Event
 
 log = logging.getLogger("storyteller.wsserver")
-
-Record = dict[str, Any]
 
 
 def is_loopback(host: str) -> bool:
@@ -117,8 +116,8 @@ class WebSocketSink:
     blocked longer than SEND_TIMEOUT_S) is disconnected, never waited for. Optionally the same
     port serves static pages over plain HTTP (`pages`: path -> (content type, bytes), the socket
     then lives at /ws), greets each new client with `hello()` (a catch-up message), and turns
-    records into messages with `transform` (None: not sent). `scrub` filters every record first
-    (privacy: what may leave the process). `settings` names the config keys in error messages.
+    events into messages with `transform` (None: not sent; by default the event's JSON record).
+    `scrub` filters every event first (privacy: what may leave the process). `settings` names the config keys in error messages.
     `on_message` (optional) is given each text message a client sends, in a reader thread of that
     client; a string it returns goes back to that client only. Without it incoming messages are ignored.
     """
@@ -135,12 +134,12 @@ class WebSocketSink:
         port: int = 8765,
         pages: Optional[dict[str, tuple[str, bytes]]] = None,
         hello: Optional[Callable[[], Optional[str]]] = None,
-        transform: Optional[Callable[[Record], Optional[str]]] = None,
+        transform: Optional[Callable[[Event], Optional[str]]] = None,
         *,
         token: Optional[str] = None,
         origins: tuple[str, ...] = (),
         max_clients: int = 8,
-        scrub: Optional[Callable[[Record], Record]] = None,
+        scrub: Optional[Callable[[Event], Event]] = None,
         settings: str = "events.websocket_",
         on_message: Optional[Callable[[str], Optional[str]]] = None,
     ):
@@ -152,7 +151,7 @@ class WebSocketSink:
         self._closed = threading.Event()
         self.pages, self.hello, self.scrub, self.on_message = pages or {}, hello, scrub, on_message
         self.stage = "screen" if self.pages else "events websocket"  # its name in the bus's error events
-        self.transform = transform or (lambda record: json.dumps(record, ensure_ascii=False))
+        self.transform = transform or (lambda event: json.dumps(event.as_record(), ensure_ascii=False))
         try:
             sock = socket.create_server((host, port), family=socket.AF_INET6 if ":" in host else socket.AF_INET)
         except OSError as err:
@@ -225,7 +224,7 @@ class WebSocketSink:
         with self._lock:
             self._opening.discard(connection)
             self._clients.add(client)
-            # Under the lock, so a record emitted now is either in the greeting or queued after it.
+            # Under the lock, so an event emitted now is either in the greeting or queued after it.
             greeting = self.hello() if self.hello else None
             if greeting:
                 client.queue.put_nowait(greeting)
@@ -269,11 +268,11 @@ class WebSocketSink:
         except (ConnectionClosed, OSError):
             pass
 
-    def __call__(self, record: Record) -> None:
+    def __call__(self, event: Event) -> None:
         with self._lock:
             # Under the lock, so a client that connects now gets either the greeting with this
-            # record in it, or this record, never neither.
-            message = self.transform(self.scrub(record) if self.scrub else record)
+            # event in it, or this event, never neither.
+            message = self.transform(self.scrub(event) if self.scrub else event)
             clients = list(self._clients)
         if message is None:
             return

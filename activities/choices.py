@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from typing import Optional
 
+import lang
 from safety.rules import normalize
 
 # Added to the request when the story should stop at a choice (the model writes in the child's language).
@@ -12,27 +13,6 @@ INSTRUCTION = (
     " Stop the story at an exciting moment of choice, and end your reply with one question that offers "
     "the child exactly two options joined by 'or', like: 'Should Benny go into the cave, or follow the river?'"
 )
-ASK_TO_CHOOSE = {  # the child asks to steer the story
-    "en": r"let me (choose|decide|pick)|i want to (choose|decide|pick)|can i (choose|decide|pick)",
-    "fr": r"je (veux|peux) choisir|laisse[- ]moi choisir|je choisis",
-    "de": r"ich (will|mochte|darf) (wahlen|entscheiden|aussuchen)|lass mich (wahlen|entscheiden)",
-}
-_OR = {"en": "or", "fr": "ou", "de": "oder"}
-_STEM = {  # how a choice question starts, before the first option
-    "en": r"^(what|which)\b.*?\b(should|will|would)\s+\w+\s+(do|choose)\b[:,]?\s*|^(should|will|would|shall|could|can|does|do|must)\s+(the\s+|a\s+|little\s+|\w+'s\s+)*\w+\s+",
-    "fr": r"^(est-ce que|est-ce qu')\s*(le |la |les |l')?\w+\s+(doit|devrait|va)\s+|^(doit|devrait|va)[- ]t?-?(il|elle)\s+|^faut-il\s+",
-    "de": r"^(soll|sollte|sollen|will|mochte|wird)\s+(der |die |das |den |dem |ein |eine |kleine |kleiner )*\w+\s+",
-}
-_ORDINALS = {
-    "en": (r"\b(first|number one|1)\b", r"\b(second|two|2|the second one|other one|number two|last one)\b"),
-    "fr": (r"\b(premier|premiere|1)\b", r"\b(deuxieme|second|seconde|l'autre|deux|2)\b"),
-    "de": (r"\b(erste|ersten|erstes|1)\b", r"\b(zweite|zweiten|zweites|andere|zwei|2)\b"),
-}
-_STOP = {
-    "en": set("a an the to go into in on at he she they it should will would and or".split()),
-    "fr": set("un une le la les l de du des aller dans sur il elle ou et doit devrait va".split()),
-    "de": set("ein eine der die das den dem in im auf zu gehen soll sollte er sie es oder und".split()),
-}
 
 
 def parse_choice(sentence: str, language: str) -> Optional[tuple[str, str]]:
@@ -40,10 +20,11 @@ def parse_choice(sentence: str, language: str) -> Optional[tuple[str, str]]:
     text = sentence.strip()
     if not text.endswith("?"):
         return None
-    parts = re.split(rf",?\s+{_OR[language]}\s+", text.rstrip("?").strip(), flags=re.IGNORECASE)
+    choice = lang.get(language)
+    parts = re.split(rf",?\s+{choice.choice_or}\s+", text.rstrip("?").strip(), flags=re.IGNORECASE)
     if len(parts) != 2:
         return None
-    first = re.sub(_STEM[language], "", parts[0].strip(), count=1, flags=re.IGNORECASE).strip(" ,")
+    first = re.sub(choice.choice_stem, "", parts[0].strip(), count=1, flags=re.IGNORECASE).strip(" ,")
     second = parts[1].strip(" ,")
     if not first or not second or len(first.split()) > 12 or len(second.split()) > 12:
         return None
@@ -51,13 +32,14 @@ def parse_choice(sentence: str, language: str) -> Optional[tuple[str, str]]:
 
 
 def _words(text: str, language: str) -> set[str]:
-    return {w for w in re.findall(r"[a-z0-9']+", normalize(text)) if w not in _STOP[language]}
+    stop = lang.get(language).choice_stop_words
+    return {w for w in re.findall(r"[a-z0-9']+", normalize(text)) if w not in stop}
 
 
 def match_choice(answer: str, options: tuple[str, str], language: str) -> Optional[int]:
     """Which option the child picked (0 or 1), by ordinal ("the first one") or by distinctive words; None if unclear."""
     said = normalize(answer)
-    first_ord, second_ord = (re.search(p, said) is not None for p in _ORDINALS[language])
+    first_ord, second_ord = (re.search(p, said) is not None for p in lang.get(language).choice_ordinals)
     if first_ord != second_ord:
         return 0 if first_ord else 1
     a, b = (_words(o, language) for o in options)

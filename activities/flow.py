@@ -6,10 +6,10 @@ import random
 import re
 import threading
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Callable, Optional
 
-from activities import lines
-from activities.choices import ASK_TO_CHOOSE, INSTRUCTION, match_choice, parse_choice
+import lang
+from activities.choices import INSTRUCTION, match_choice, parse_choice
 from activities.questions import QA, Judgement, judge, make_questions
 from activities.summary import Summary
 from events import AnswerJudged, ChoiceMade, Event, QuestionAsked
@@ -17,15 +17,11 @@ from llm.prompts import Mode
 from safety.rules import normalize
 
 if TYPE_CHECKING:
-    from llm.backends import Backend
-    from safety.guard import SafetyGuard
+    from activities.questions import Complete
+    from safety.guard import Verdict
 
-ASK_FOR_QUESTIONS = {
-    "en": r"ask me (a |some )?questions?|quiz me|can you ask me",
-    "fr": r"pose[- ]moi (une |des )?questions?|interroge[- ]moi",
-    "de": r"stell mir (eine |ein paar )?fragen?|frag mich",
-}
-
+# The turn's output check (SafetyGuard.check_output): every question, answer and hint passes it.
+Check = Callable[[str], "Verdict"]
 
 @dataclass
 class Step:
@@ -39,8 +35,8 @@ class Step:
 class Quiz:
     """Up to N questions, one at a time: praise, or a hint and one more try, or the answer told kindly."""
 
-    def __init__(self, questions: list[QA], language: str, backend: Optional["Backend"], rng: random.Random):
-        self.questions, self.language, self.backend, self.rng = questions, language, backend, rng
+    def __init__(self, questions: list[QA], language: str, complete: Optional["Complete"], rng: random.Random):
+        self.questions, self.language, self.complete, self.rng = questions, language, complete, rng
         self.index, self.tries = 0, 0
         self.results: list[dict] = []
 
@@ -50,25 +46,26 @@ class Quiz:
 
     def start(self) -> Step:
         """The intro and the first question."""
-        return Step([lines.INTRO[self.language], self.current.question], [self._asked()])
+        return Step([lang.get(self.language).quiz_intro, self.current.question], [self._asked()])
 
     def answer(self, text: str, cancel: Optional[threading.Event] = None) -> tuple[Step, bool]:
         """Take the child's answer; returns the next step and whether the quiz is over."""
-        verdict: Judgement = judge(self.backend, self.current, text, self.language, cancel)
+        verdict: Judgement = judge(self.complete, self.current, text, self.language, cancel)
         hint = not verdict.correct and self.tries == 0
         event = AnswerJudged(number=self.index + 1, correct=verdict.correct, hint=hint,
                              dont_know=verdict.dont_know, method=verdict.method)
         if hint:
             self.tries = 1
-            template = lines.DONT_KNOW_HINT if verdict.dont_know else lines.HINT
-            return Step([template[self.language].format(hint=self.current.hint)], [event]), False
-        say = [self.rng.choice(lines.PRAISE[self.language])] if verdict.correct else [
-            lines.TELL[self.language].format(answer=self.current.answer.rstrip("."))]
+            here = lang.get(self.language)
+            template = here.dont_know_hint if verdict.dont_know else here.hint
+            return Step([template.format(hint=self.current.hint)], [event]), False
+        say = [self.rng.choice(lang.get(self.language).praise)] if verdict.correct else [
+            lang.get(self.language).tell.format(answer=self.current.answer.rstrip("."))]
         self.results.append({"question": self.current.question, "expected": self.current.answer,
                              "correct": verdict.correct, "hint_used": self.tries > 0})
         self.index, self.tries = self.index + 1, 0
         if self.index >= len(self.questions):
-            return Step(say + [lines.DONE[self.language]], [event]), True
+            return Step(say + [lang.get(self.language).quiz_done], [event]), True
         return Step(say + [self.current.question], [event, self._asked()]), False
 
     def _asked(self) -> QuestionAsked:
@@ -88,23 +85,27 @@ class ChoicePoint:
         if picked is None and not self.asked_again:
             self.asked_again = True
             a, b = self.options
-            return Step([lines.REASK_CHOICE[self.language].format(a=a, b=b)]), False
+            return Step([lang.get(self.language).reask_choice.format(a=a, b=b)]), False
         by = "child" if picked is not None else "story"
         if picked is None:
             picked = self.rng.randrange(2)
         chosen = self.options[picked]
-        line = (lines.CHILD_PICKED if by == "child" else lines.STORY_PICKS)[self.language].format(choice=chosen)
+        line = (lang.get(self.language).child_picked if by == "child" else lang.get(self.language).story_picks).format(choice=chosen)
         event = ChoiceMade(options=list(self.options), chosen=chosen, by=by)
         return Step([line], [event], story=chosen), True
 
 
 class Activities:
-    """Routes the child's turns to a running quiz or choice, and starts them after a story."""
+    """Routes the child's turns to a running quiz or choice, and starts them after a story.
 
-    def __init__(self, backend: Optional["Backend"], guard: Optional["SafetyGuard"], age_group: str, language: str,
+    `complete` asks the model in a conversation of the activity's own (Storyteller.complete);
+    `check` is the turn's output check. The child's words reach `handle` already screened.
+    """
+
+    def __init__(self, complete: Optional["Complete"], check: Optional[Check], age_group: str, language: str,
                  questions: str = "on_request", max_questions: int = 3, choices: bool = False,
                  summary: Optional[Summary] = None, rng: Optional[random.Random] = None):
-        self.backend, self.guard = backend, guard
+        self.complete, self.check = complete, check
         self.age_group, self.language = age_group, language
         self.questions_mode, self.max_questions, self.choices = questions, max_questions, choices
         self.summary = summary
@@ -120,24 +121,18 @@ class Activities:
         """A question or a choice waits for the child's answer (silence counts as one)."""
         return self.quiz is not None or self.choice is not None
 
-    def instruction_for(self, text: str, mode: Mode) -> str:
-        """Extra instruction for this story turn: stop at a choice when asked for or configured."""
+    def take_instruction(self, text: str, mode: Mode) -> str:
+        """Extra instruction for this story turn (stop at a choice when asked for or configured); it is used up."""
         if mode not in (Mode.NEW_STORY, Mode.CONTINUE, Mode.CHANGE):
             return ""
-        asks = re.search(ASK_TO_CHOOSE[self.language], normalize(text)) is not None
+        asks = re.search(lang.get(self.language).ask_to_choose, normalize(text)) is not None
         if asks or self.choice_next:
             self.choice_next = self.choices  # with activities.choices, every story turn gets one choice
             return INSTRUCTION
         return ""
 
     def handle(self, text: str, cancel: Optional[threading.Event] = None) -> Optional[Step]:
-        """The child's turn when it belongs to an activity (an answer, or "ask me a question"); else None."""
-        if self.guard is not None and text.strip():
-            verdict = self.guard.check_input(text)
-            if not verdict.ok and verdict.category != "personal_info":
-                self.reset()  # the storyteller answers it with its redirect
-                return None
-            text = self.guard.redact(text)  # the model judging the answer never sees personal information
+        """The child's (screened) turn when it belongs to an activity (an answer, or "ask me a question"); else None."""
         if self.choice is not None:
             step, done = self.choice.answer(text)
             if done:
@@ -150,10 +145,10 @@ class Activities:
             if done:
                 self._finish_quiz()
             return step
-        if self.questions_mode != "off" and re.search(ASK_FOR_QUESTIONS[self.language], normalize(text)):
+        if self.questions_mode != "off" and re.search(lang.get(self.language).ask_for_questions, normalize(text)):
             if not self.last_story:
-                return Step([lines.NO_STORY[self.language]])
-            return self.start_quiz(cancel) or Step([lines.NO_QUESTION[self.language]])
+                return Step([lang.get(self.language).no_story])
+            return self.start_quiz(cancel) or Step([lang.get(self.language).no_question])
         return None
 
     def reset(self) -> None:
@@ -174,7 +169,7 @@ class Activities:
         if not self.waiting:
             return None
         self.reset()
-        return Step([lines.STOPPED[self.language]])
+        return Step([lang.get(self.language).quiz_stopped])
 
     def after_story(self, story: str, last_sentence: str, ended_at_choice: bool,
                     cancel: Optional[threading.Event] = None, lesson: bool = False) -> Optional[Step]:
@@ -197,12 +192,12 @@ class Activities:
 
     def start_quiz(self, cancel: Optional[threading.Event] = None) -> Optional[Step]:
         """Questions about the last story (only those that pass the safety check)."""
-        found = make_questions(self.backend, self.last_story, self.age_group, self.language, self.max_questions, cancel)
-        if self.guard is not None:
-            found = [q for q in found if all(self.guard.check_output(t).ok for t in (q.question, q.answer, q.hint))]
+        found = make_questions(self.complete, self.last_story, self.age_group, self.language, self.max_questions, cancel)
+        if self.check is not None:
+            found = [q for q in found if all(self.check(t).ok for t in (q.question, q.answer, q.hint))]
         if not found:
             return None
-        self.quiz = Quiz(found, self.language, self.backend, self.rng)
+        self.quiz = Quiz(found, self.language, self.complete, self.rng)
         return self.quiz.start()
 
     def _finish_quiz(self) -> None:

@@ -6,11 +6,9 @@ import re
 import threading
 from collections import Counter
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
-from activities import lines
-from llm.backends import Backend
-from llm.prompts import LANGUAGE_NAMES
+import lang
 from safety.rules import normalize
 
 # What to ask each age group, after the classroom project the Phi-Ed adapter was made for.
@@ -22,16 +20,7 @@ QUESTION_STYLE = {
     "Preteens": "questions about the characters' choices, right and wrong, and how others felt",
 }
 
-DONT_KNOW = {
-    "en": r"i don'?t know|i dunno|dunno|no idea|not sure|i forgot|pass|i can'?t remember",
-    "fr": r"je (ne )?sais pas|j'sais pas|sais pas|aucune idee|j'ai oublie|je me souviens pas",
-    "de": r"(ich )?weiss (es )?nicht|keine ahnung|vergessen|weiss ich nicht",
-}
-_STOP = {
-    "en": set("a an the it is was were he she they his her their of to in on at and or but because so with for did do does that this".split()),
-    "fr": set("un une le la les l de du des et ou mais il elle ils elles est etait a au aux en dans sur pour parce que qui avec".split()),
-    "de": set("ein eine einen der die das den dem des und oder aber er sie es ist war hat zu in im auf an mit weil dass fur".split()),
-}
+# What an answer is listened for ("I don't know", words that never make it right) is in lang/.
 
 
 @dataclass(frozen=True)
@@ -57,7 +46,7 @@ def question_prompt(story: str, age_group: str, language: str, n: int) -> list[d
     return [
         {"role": "system", "content": "You write short comprehension questions about children's stories."},
         {"role": "user", "content": (
-            f"Story:\n{story}\n\nWrite {n} short questions about this story in {LANGUAGE_NAMES[language]} "
+            f"Story:\n{story}\n\nWrite {n} short questions about this story in {lang.get(language).name} "
             f"for a child ({age_group}): {QUESTION_STYLE[age_group]}. Each answer must be a few words found "
             "in the story. One question per line, exactly in this form:\n"
             "Q: <question> | A: <answer> | H: <a gentle hint that does not give the answer away>"
@@ -78,43 +67,42 @@ def parse_questions(text: str, n: int) -> list[QA]:
     return found[:n]
 
 
-# Nouns an article often comes with that are not who a story is about ("once upon a time").
-_NOT_CHARACTERS = {"time", "day", "morning", "night", "while", "lot", "way", "fois", "jour", "matin", "soir", "nuit", "peu",
-                   "mal", "tag", "morgen", "abend", "nacht", "weile"}
-_ARTICLES = {"en": r"(?:the|a|an)\s+", "fr": r"(?:(?:le|la|les|un|une)\s+|l')", "de": r"(?:der|die|das|den|dem|ein|eine|einen)\s+"}
 
 
 def fallback_questions(story: str, language: str) -> list[QA]:
     """A question that needs no model: who the story was about (its most named character)."""
+    spoken = lang.get(language)
+    # Nouns an article comes with that are no character ("once upon a time"), in any language as before.
+    not_characters = frozenset().union(*(lang.get(code).not_characters for code in lang.CODES))
     names: Counter = Counter()
     for sentence in re.split(r"(?<=[.!?])\s+", story):
         words = re.findall(r"[\w'-]+", sentence)
         # Capitalised words not at the start of a sentence are names ("Benny", "Lila").
-        names.update(w for w in words[1:] if w[:1].isupper() and len(w) > 2 and w.lower() not in _STOP[language])
-    if names and language != "de":  # German capitalises every noun: use the article rule below
+        names.update(w for w in words[1:] if w[:1].isupper() and len(w) > 2 and w.lower() not in spoken.answer_stop_words)
+    if names and not spoken.nouns_capitalised:  # German capitalises every noun: use the article rule below
         who = names.most_common(1)[0][0]
     else:
         # Else the thing most often named with an article: "the robot", "le renard", "der Igel".
-        things = Counter(m.group(0) for m in re.finditer(rf"\b{_ARTICLES[language]}[\w-]{{3,}}", story, re.IGNORECASE)
-                         if m.group(0).split()[-1].split("'")[-1].lower() not in _NOT_CHARACTERS)
+        things = Counter(m.group(0) for m in re.finditer(rf"\b{spoken.articles}[\w-]{{3,}}", story, re.IGNORECASE)
+                         if m.group(0).split()[-1].split("'")[-1].lower() not in not_characters)
         if not things:
             return []
-        who = things.most_common(1)[0][0].lower() if language != "de" else things.most_common(1)[0][0]
+        who = things.most_common(1)[0][0] if spoken.nouns_capitalised else things.most_common(1)[0][0].lower()
     noun = who.split()[-1].split("'")[-1]
-    question, hint = lines.WHO[language]
+    question, hint = spoken.who_question
     return [QA(question, who, hint.format(letter=noun[0].upper()))]
 
 
-def generate(backend: Backend, messages: list[dict[str, str]], cancel: Optional[threading.Event] = None) -> str:
-    """The model's whole reply as one string (for short, structured answers, not for speech)."""
-    return "".join(backend.stream(messages, cancel or threading.Event()))
+# The model's whole reply to a conversation of the activity's own (Storyteller.complete): short,
+# structured answers, never spoken and never part of the story's memory.
+Complete = Callable[[list[dict[str, str]], Optional[threading.Event]], str]
 
 
-def make_questions(backend: Backend, story: str, age_group: str, language: str, n: int,
+def make_questions(complete: Complete, story: str, age_group: str, language: str, n: int,
                    cancel: Optional[threading.Event] = None) -> list[QA]:
     """Up to n questions about the story from the model, or the fallback when it gives none usable."""
     try:
-        found = parse_questions(generate(backend, question_prompt(story, age_group, language, n), cancel), n)
+        found = parse_questions(complete(question_prompt(story, age_group, language, n), cancel), n)
     except Exception:  # noqa: BLE001 - a failing model still leaves the fallback question
         found = []
     return found or fallback_questions(story, language)
@@ -123,11 +111,12 @@ def make_questions(backend: Backend, story: str, age_group: str, language: str, 
 def is_dont_know(answer: str, language: str) -> bool:
     """Silence or "I don't know" (in the child's language)."""
     text = normalize(answer).strip(" .!?")
-    return not text or re.search(rf"\b({DONT_KNOW[language]})\b", text) is not None
+    return not text or re.search(rf"\b({lang.get(language).dont_know})\b", text) is not None
 
 
 def _content(text: str, language: str) -> list[str]:
-    return [w for w in re.findall(r"[a-z0-9]+", normalize(text)) if w not in _STOP[language]]
+    stop = lang.get(language).answer_stop_words
+    return [w for w in re.findall(r"[a-z0-9]+", normalize(text)) if w not in stop]
 
 
 def _near(a: str, b: str) -> bool:
@@ -158,25 +147,27 @@ def judge_prompt(qa: QA, answer: str, language: str) -> list[dict[str, str]]:
         {"role": "system", "content": "You check children's answers to story questions kindly and leniently."},
         {"role": "user", "content": (
             f"Question: {qa.question}\nExpected answer: {qa.answer}\nThe child said (speech recognition, may "
-            f"have small errors, in {LANGUAGE_NAMES[language]}): {answer}\n"
+            f"have small errors, in {lang.get(language).name}): {answer}\n"
             "Does the child's answer mean the same as the expected answer? Accept synonyms, near misses and "
             "partly right answers. Reply with one word: yes or no."
         )},
     ]
 
 
-def judge(backend: Optional[Backend], qa: QA, answer: str, language: str, cancel: Optional[threading.Event] = None) -> Judgement:
+def judge(complete: Optional[Complete], qa: QA, answer: str, language: str, cancel: Optional[threading.Event] = None) -> Judgement:
     """Right or not: "I don't know" first, then the words, then (when in doubt) the model on meaning."""
     if is_dont_know(answer, language):
         return Judgement(False, True, "none")
     if words_match(qa.answer, answer, language):
         return Judgement(True, False, "match")
-    if backend is not None:
+    if complete is not None:
         try:
-            reply = normalize(generate(backend, judge_prompt(qa, answer, language), cancel))
+            reply = normalize(complete(judge_prompt(qa, answer, language), cancel))
         except Exception:  # noqa: BLE001 - no model verdict: the word match alone decided
             reply = ""
-        m = re.search(r"\b(yes|no|oui|non|ja|nein)\b", reply)
+        # The model may answer in any language (the question asks for yes or no in English).
+        verdicts = [lang.get(code).yes_no for code in lang.CODES]
+        m = re.search(rf"\b({'|'.join(word for pair in verdicts for word in pair)})\b", reply)
         if m:
-            return Judgement(m.group(1) in ("yes", "oui", "ja"), False, "model")
+            return Judgement(m.group(1) in {yes for yes, _ in verdicts}, False, "model")
     return Judgement(False, False, "match")

@@ -15,7 +15,7 @@ import numpy as np
 from audio.completeness import judge
 from audio.devices import DeviceRef, parse_device, resample
 from audio.stt import Transcriber, Transcript
-from audio.vad import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE, EndpointConfig, NoiseFloor, Segmenter, Turn, frame_db
+from audio.vad import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE, EndpointConfig, NoiseFloor, Segmenter, SpeechEdge, frame_db
 from errors import ListenError, MicrophoneError
 from events import EventBus, Heard, Listening, NoSpeech, SpeechEnd, SpeechStart
 
@@ -105,6 +105,7 @@ class Listener:
         self.inline = inline  # early transcripts made at once (see _Early)
         self._scored: tuple[int, float] = (-1, 0.0)  # (frames of the turn scored, P(complete)), the latest
         self.ended: Optional[SpeechEnd] = None  # the last end of speech announced
+        self._ended_at: Optional[float] = None  # and when (time.monotonic())
         self._ready: Optional[Transcript] = None  # the early transcript of the utterance just returned
         self.noise = NoiseFloor()
 
@@ -155,20 +156,20 @@ class Listener:
                 return None
             silence_before = seg.silence_s
             event = seg.process(FRAME_S, self.is_speech(frame))
-            if wait_s is not None and not seg.speaking and event is not Turn.END and (i + 1) * FRAME_S >= wait_s:
+            if wait_s is not None and not seg.speaking and event is not SpeechEdge.END and (i + 1) * FRAME_S >= wait_s:
                 return None
-            if seg.speaking or event is Turn.END:
+            if seg.speaking or event is SpeechEdge.END:
                 taken.append(frame)
             else:
                 recent.append((i, frame))
-            if event is Turn.START:
+            if event is SpeechEdge.START:
                 first = round(seg.speech_start / FRAME_S) - round(self.pre_roll_s / FRAME_S)
                 taken = [f for j, f in recent if j >= first] + taken
                 start_index = first
                 self.bus.emit(SpeechStart())
                 if on_start:
                     on_start()
-            elif event is Turn.END:
+            elif event is SpeechEdge.END:
                 silence = 0 if seg.forced else int((self.endpoint.end_silence_s - TAIL_S) / FRAME_S)
                 self._end(SpeechEnd(forced=seg.forced, silence_s=None if seg.forced else self.endpoint.end_silence_s,
                                     turn_p=self._last_p()))
@@ -230,7 +231,7 @@ class Listener:
 
     def _end(self, event: SpeechEnd) -> None:
         """Announce the end of speech; the transcript carries the last one (how its turn ended)."""
-        self.ended = event
+        self.ended, self._ended_at = event, time.monotonic()
         self.bus.emit(event)
 
     def _last_p(self) -> Optional[float]:
@@ -264,7 +265,7 @@ class Listener:
             if transcript.text:
                 self.bus.emit(Heard(text=transcript.text, language=transcript.language,
                                     duration=round(transcript.duration, 3)))
-                return dataclasses.replace(transcript, ended=self.ended)
+                return dataclasses.replace(transcript, ended=self.ended, ended_at=self._ended_at)
             log.debug("speech with no words (dropped %d segments); listening on", transcript.dropped)
         return None
 

@@ -6,6 +6,7 @@ import logging
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
 import numpy as np
@@ -65,8 +66,18 @@ class Backoff:
         self.failures = 0
 
 
+@dataclass(frozen=True)
+class Cues:
+    """What say() calls back, from the playback thread, as one sentence is heard."""
+
+    started: Optional[Callable[[], None]] = None  # its first audio was written (with speak_start)
+    played: Optional[Callable[[], None]] = None  # it played whole (with speak_end); not when cut or dropped
+
+
 class Speaker:
     """Speaks queued sentences in order; one synthesis thread and one playback thread own the engine and device.
+
+    The threads run from start() to close(): `with Speaker(...) as speaker:` or `Speaker(...).start()`.
 
     A device that fails (the sound server restarted, a speaker unplugged) is closed and opened again
     with a growing pause (Backoff), and sentences that cannot be played meanwhile are dropped as
@@ -96,10 +107,25 @@ class Speaker:
         self._idle = threading.Condition()
         self._closed = False
         self._heard_until: Optional[float] = None  # when the listener stops hearing the last sentence
-        self._synth_thread = threading.Thread(target=self._synth_loop, name="tts-synth", daemon=True)
-        self._play_thread = threading.Thread(target=self._play_loop, name="tts-play", daemon=True)
-        self._synth_thread.start()
-        self._play_thread.start()
+        # Made by start(): building a speaker (in a test, a tool, main) runs nothing until asked.
+        self._synth_thread: Optional[threading.Thread] = None
+        self._play_thread: Optional[threading.Thread] = None
+
+    def start(self) -> "Speaker":
+        """Start the synthesis and playback threads; again (or after close()) does nothing. Returns the speaker."""
+        with self._idle:
+            if self._play_thread is None and not self._closed:
+                self._synth_thread = threading.Thread(target=self._synth_loop, name="tts-synth", daemon=True)
+                self._play_thread = threading.Thread(target=self._play_loop, name="tts-play", daemon=True)
+                self._synth_thread.start()
+                self._play_thread.start()
+        return self
+
+    def __enter__(self) -> "Speaker":
+        return self.start()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
 
     @property
     def synth(self) -> Synthesizer:
@@ -121,13 +147,21 @@ class Speaker:
             except Exception:  # noqa: BLE001 - it is only a head start: the line is made when said
                 log.debug("could not prepare %r", text[:40], exc_info=True)
 
-    def say(self, text: str) -> None:
-        """Queue a sentence; returns at once (after close(), nothing is said)."""
+    def say(self, text: str, started: Optional[Callable[[], None]] = None,
+            played: Optional[Callable[[], None]] = None) -> None:
+        """Queue a sentence; returns at once (after close(), nothing is said).
+
+        started() is called from the playback thread when the sentence's first audio is written,
+        played() when it has played whole (never for one stopped, cut or dropped): the same moments
+        as its speak_start and speak_end events. A callback that raises is logged; playback goes on.
+        """
         with self._idle:
             if self._closed:
                 return
+            if self._play_thread is None:
+                raise RuntimeError("Speaker.say() before start(): nothing would ever play it")
             self._pending += 1
-            self._texts.put((self._epoch, text))
+            self._texts.put((self._epoch, text, Cues(started, played)))
 
     def stop(self) -> None:
         """Silence now: the sentence playing is cut, everything queued is discarded."""
@@ -184,12 +218,8 @@ class Speaker:
                 self._audio.put_nowait(None)
             except queue.Full:
                 log.debug("speaker: playback queue full at close; the join below is bounded")
-        if not self._join(self._play_thread, PLAY_JOIN_S) and self.output is not None and hasattr(self.output, "abort"):
-            self.output.abort()
-            if not self._join(self._play_thread, ABORT_JOIN_S):
-                log.warning("speaker: playback did not end after the device was aborted")
-        if not self._join(self._synth_thread, SYNTH_JOIN_S):
-            log.warning("speaker: the voice was still synthesizing a sentence at shutdown")
+        if self._play_thread is not None:  # never started: no thread to end
+            self._end_threads()
         if self.output is not None:
             self.output.close()
         if self.recorder is not None:
@@ -198,6 +228,15 @@ class Speaker:
             self._pending = 0
             self._idle.notify_all()
         log.debug("speaker: closed in %.0f ms", 1000 * (time.monotonic() - began))
+
+    def _end_threads(self) -> None:
+        """Join both threads, aborting a write stuck in the device; close() has queued their end markers."""
+        if not self._join(self._play_thread, PLAY_JOIN_S) and self.output is not None and hasattr(self.output, "abort"):
+            self.output.abort()
+            if not self._join(self._play_thread, ABORT_JOIN_S):
+                log.warning("speaker: playback did not end after the device was aborted")
+        if not self._join(self._synth_thread, SYNTH_JOIN_S):
+            log.warning("speaker: the voice was still synthesizing a sentence at shutdown")
 
     @staticmethod
     def _join(thread: threading.Thread, timeout: float) -> bool:
@@ -211,7 +250,7 @@ class Speaker:
 
     def _synth_loop(self) -> None:
         while (item := self._texts.get()) is not None:
-            epoch, text = item
+            epoch, text, cues = item
             if epoch != self._epoch:
                 self._finished_one()  # taken just before a stop(), so stop() could not drain it
                 continue
@@ -225,14 +264,14 @@ class Speaker:
             if epoch != self._epoch:
                 self._finished_one()  # stopped (or closed) while it was made
                 continue
-            self._audio.put((epoch, text, audio))
+            self._audio.put((epoch, text, audio, cues))
 
     def _play_loop(self) -> None:
         while (item := self._audio.get()) is not None:
             try:
-                epoch, text, audio = item
+                epoch, text, audio, cues = item
                 if epoch == self._epoch:
-                    self._play(epoch, text, audio)
+                    self._play(epoch, text, audio, cues)
                 if self.output and self._audio.empty():
                     self._device(self.output.pause)
             except Exception:  # noqa: BLE001 - this thread must outlive any fault, or wait_idle() would never return
@@ -240,7 +279,7 @@ class Speaker:
             finally:
                 self._finished_one()
 
-    def _play(self, epoch: int, text: str, audio: Audio) -> None:
+    def _play(self, epoch: int, text: str, audio: Audio, cues: Cues) -> None:
         if self.output and not self._output_ready():
             self._stopped(text, 0, audio, reason="speaker")
             return
@@ -252,17 +291,18 @@ class Speaker:
             start = max(start, self._heard_until or start)
         self._heard_until = start + audio.duration
         if len(audio.samples) == 0:
-            self.bus.emit(SpeakStart(text=text))  # nothing to play, but the sentence still had its turn
-        played = self._blocks(epoch, text, audio)
+            self._started(text, cues)  # nothing to play, but the sentence still had its turn
+        played = self._blocks(epoch, text, audio, cues)
         if played == len(audio.samples):
             self.bus.emit(SpeakEnd(text=text))
+            self._call(cues.played, "played", text)
             return
         if self.output and not self.retry.lost:
             self._device(self.output.discard)  # cut by stop(): drop what is still buffered
         self._heard_until = self.clock()
         self._stopped(text, played, audio, reason="speaker" if self.retry.lost else "stop")
 
-    def _blocks(self, epoch: int, text: str, audio: Audio) -> int:
+    def _blocks(self, epoch: int, text: str, audio: Audio, cues: Cues) -> int:
         """Play a sentence block by block until it ends, stop() is called or the device fails; returns samples played."""
         words = audio.words or estimate(text, audio.samples, audio.sample_rate)
         block = max(1, int(audio.sample_rate * BLOCK_S))
@@ -278,7 +318,7 @@ class Speaker:
             if self.recorder:
                 self._record(self.recorder.write, chunk, audio.sample_rate)
             if played == 0:
-                self.bus.emit(SpeakStart(text=text))
+                self._started(text, cues)
             # Words whose first sample is in this block are announced now, on the sample clock.
             while next_word < len(words) and words[next_word].start * audio.sample_rate < played + len(chunk):
                 w = words[next_word]
@@ -286,6 +326,20 @@ class Speaker:
                 next_word += 1
             played += len(chunk)
         return played
+
+    def _started(self, text: str, cues: Cues) -> None:
+        self.bus.emit(SpeakStart(text=text))
+        self._call(cues.started, "started", text)
+
+    @staticmethod
+    def _call(callback: Optional[Callable[[], None]], name: str, text: str) -> None:
+        """Run one of say()'s callbacks; one that raises is logged and the sentence plays on."""
+        if callback is None:
+            return
+        try:
+            callback()
+        except Exception:  # noqa: BLE001 - the caller's bug must not cut the story short
+            log.exception("speaker: the %s callback for %r failed", name, text[:40])
 
     def _stopped(self, text: str, played: int, audio: Audio, reason: str) -> None:
         self.bus.emit(SpeakStopped(text=text, played_s=round(played / audio.sample_rate, 3), reason=reason))

@@ -10,17 +10,12 @@ from typing import Any, Callable, Iterable, Optional, Protocol
 
 import numpy as np
 
+import lang
 from errors import ListenError
 from events import SpeechEnd
 
 log = logging.getLogger(__name__)
 
-# Words a child asking for a story is likely to say: Whisper's initial prompt nudges it toward them.
-STORY_PROMPTS = {
-    "en": "Tell me a story about a dragon, a princess, a fox, a robot, a unicorn or a dinosaur. What happens next?",
-    "fr": "Raconte-moi une histoire de dragon, de princesse, de renard, de robot ou de licorne. Et après ?",
-    "de": "Erzähl mir eine Geschichte von einem Drachen, einer Prinzessin, einem Fuchs oder einem Roboter. Und dann?",
-}
 
 
 @dataclass(frozen=True)
@@ -31,13 +26,14 @@ class Transcript:
     language: str
     duration: float  # seconds of audio
     seconds: float  # time spent transcribing
-    dropped: int = 0  # segments the hallucination guard removed
+    dropped: int = 0  # segments the hallucination filter removed
     ended: Optional[SpeechEnd] = None  # how the listener decided the turn was over (silence, words, sound)
+    ended_at: Optional[float] = None  # time.monotonic() when the listener declared the end of speech
 
 
 @dataclass(frozen=True)
-class Guard:
-    """Whisper's own "this is not speech" signals; a segment failing them is dropped."""
+class HallucinationFilter:
+    """Whisper's own "this is not speech" signals; a segment failing them (text made up from noise) is dropped."""
 
     no_speech_prob: float = 0.6  # dropped when above this AND avg_logprob below logprob_floor
     logprob_floor: float = -1.0
@@ -51,11 +47,11 @@ class Guard:
         return avg_logprob >= self.min_avg_logprob and compression_ratio <= self.max_compression_ratio
 
 
-def _guarded_text(guard: Guard, segments: Iterable[tuple[str, float, float, float]]) -> tuple[str, int]:
-    """Join the (text, no_speech_prob, avg_logprob, compression_ratio) segments the guard keeps."""
+def _kept_text(filter_: HallucinationFilter, segments: Iterable[tuple[str, float, float, float]]) -> tuple[str, int]:
+    """Join the (text, no_speech_prob, avg_logprob, compression_ratio) segments the filter keeps."""
     kept, dropped = [], 0
     for text, no_speech_prob, avg_logprob, compression_ratio in segments:
-        if guard.keeps(no_speech_prob, avg_logprob, compression_ratio):
+        if filter_.keeps(no_speech_prob, avg_logprob, compression_ratio):
             kept.append(text.strip())
         else:
             dropped += 1
@@ -85,7 +81,8 @@ def _model_dir(model: str) -> Path:
 class FasterWhisperTranscriber:
     """faster-whisper (CTranslate2, int8 on CPU)."""
 
-    def __init__(self, model: str, language: Optional[str], prompt: Optional[str], guard: Guard, beam_size: int = 1):
+    def __init__(self, model: str, language: Optional[str], prompt: Optional[str],
+                 hallucination_filter: HallucinationFilter, beam_size: int = 1):
         try:
             from faster_whisper import WhisperModel
 
@@ -94,22 +91,23 @@ class FasterWhisperTranscriber:
             raise
         except Exception as err:  # noqa: BLE001
             raise ListenError(f"cannot load Whisper '{model}' for faster-whisper: {err}") from err
-        self.language, self.prompt, self.guard, self.beam_size = language, prompt, guard, beam_size
+        self.language, self.prompt, self.beam_size = language, prompt, beam_size
+        self.hallucination_filter = hallucination_filter
         self.model_name = model  # which weights (a teacher's language change checks it is not English-only)
         # faster-whisper's fallback: a segment that comes out repetitive or unlikely is decoded again
         # at a higher temperature (bench/stt.py --accuracy compares it with 0.0 alone).
         self.temperature: tuple = (0.0, 0.2, 0.4, 0.6, 0.8, 1.0)
 
     def transcribe(self, samples: np.ndarray) -> Transcript:
-        """Transcribe one utterance, dropping segments the guard rejects."""
+        """Transcribe one utterance, dropping segments the hallucination filter rejects."""
         t0 = time.monotonic()
         segments, info = self.model.transcribe(
             samples, language=self.language, initial_prompt=self.prompt, beam_size=self.beam_size,
             temperature=list(self.temperature),
             condition_on_previous_text=False, vad_filter=False,
         )
-        text, dropped = _guarded_text(
-            self.guard, ((s.text, s.no_speech_prob, s.avg_logprob, s.compression_ratio) for s in segments)
+        text, dropped = _kept_text(
+            self.hallucination_filter, ((s.text, s.no_speech_prob, s.avg_logprob, s.compression_ratio) for s in segments)
         )
         return Transcript(text, info.language, len(samples) / 16000, time.monotonic() - t0, dropped)
 
@@ -117,7 +115,8 @@ class FasterWhisperTranscriber:
 class OpenAIWhisperTranscriber:
     """openai-whisper (PyTorch), from a checkpoint converted once from the packaged weights."""
 
-    def __init__(self, model: str, language: Optional[str], prompt: Optional[str], guard: Guard, beam_size: int = 1):
+    def __init__(self, model: str, language: Optional[str], prompt: Optional[str],
+                 hallucination_filter: HallucinationFilter, beam_size: int = 1):
         try:
             import whisper
 
@@ -135,19 +134,20 @@ class OpenAIWhisperTranscriber:
             raise
         except Exception as err:  # noqa: BLE001
             raise ListenError(f"cannot load Whisper '{model}' for openai-whisper: {err}") from err
-        self.language, self.prompt, self.guard, self.beam_size = language, prompt, guard, beam_size
+        self.language, self.prompt, self.beam_size = language, prompt, beam_size
+        self.hallucination_filter = hallucination_filter
         self.model_name = model  # which weights (a teacher's language change checks it is not English-only)
 
     def transcribe(self, samples: np.ndarray) -> Transcript:
-        """Transcribe one utterance, dropping segments the guard rejects."""
+        """Transcribe one utterance, dropping segments the hallucination filter rejects."""
         t0 = time.monotonic()
         result = self.model.transcribe(
             np.asarray(samples, dtype=np.float32), language=self.language, initial_prompt=self.prompt,
             fp16=False, condition_on_previous_text=False, temperature=0.0,
             beam_size=self.beam_size if self.beam_size > 1 else None,
         )
-        text, dropped = _guarded_text(
-            self.guard,
+        text, dropped = _kept_text(
+            self.hallucination_filter,
             ((s["text"], s["no_speech_prob"], s["avg_logprob"], s["compression_ratio"]) for s in result["segments"]),
         )
         return Transcript(text, result.get("language") or self.language or "", len(samples) / 16000,
@@ -169,8 +169,8 @@ def create_transcriber(listen: Any, story_language: str) -> Transcriber:
     model = listen.model if listen.model != "auto" else ("tiny.en" if language == "en" else "base")
     if model.endswith(".en") and language != "en":
         raise ListenError(f"Whisper {model} only understands English; use listen.model: base for {language or 'auto'}")
-    prompt = STORY_PROMPTS.get(language or story_language) if listen.story_prompt else None
-    guard = Guard(no_speech_prob=listen.no_speech_threshold, min_avg_logprob=listen.min_avg_logprob,
-                  max_compression_ratio=listen.max_compression_ratio)
-    return ENGINES[listen.stt_engine](model=model, language=language, prompt=prompt, guard=guard,
+    prompt = lang.get(language or story_language).story_prompt if listen.story_prompt else None
+    hallucinations = HallucinationFilter(no_speech_prob=listen.no_speech_threshold, min_avg_logprob=listen.min_avg_logprob,
+                                         max_compression_ratio=listen.max_compression_ratio)
+    return ENGINES[listen.stt_engine](model=model, language=language, prompt=prompt, hallucination_filter=hallucinations,
                                       beam_size=listen.beam_size)

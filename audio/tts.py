@@ -9,7 +9,6 @@ import sys
 import tempfile
 import threading
 import time
-import weakref
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Protocol
@@ -18,7 +17,6 @@ import numpy as np
 
 from errors import SpeechError
 
-_PYTTSX3_LOCK = threading.Lock()
 # eSpeak renders ~50x faster than real time; this only runs out when its thread is stuck or starved.
 ESPEAK_TIMEOUT_S = 20.0
 # Speaking rate the engines are tuned around: eSpeak's natural pace, in words per minute.
@@ -40,8 +38,8 @@ class Audio:
 
 
 @dataclass(frozen=True)
-class Voice:
-    """A voice an engine offers, for --list-voices and config."""
+class EngineVoice:
+    """One voice an engine offers (its id goes in speech.voices), for --list-voices and the teacher's page."""
 
     id: str
     name: str
@@ -55,7 +53,7 @@ class Synthesizer(Protocol):
         """The whole sentence as samples."""
         ...
 
-    def voices(self) -> list[Voice]:
+    def voices(self) -> list[EngineVoice]:
         """Voices this engine can use."""
         ...
 
@@ -72,20 +70,11 @@ class EspeakTurn:
     eSpeak had already finished them; on CI's loaded machine a story's first sentence was lost.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, is_playing: Callable[[], int]) -> None:
         self._ended = threading.Event()
         self._ended.set()  # nothing in flight at start
         self._written = False
-        self._is_playing: Callable[[], int] = lambda: 0
-        self._engines: "weakref.WeakSet[Any]" = weakref.WeakSet()
-
-    def attach(self, engine: Any, is_playing: Callable[[], int]) -> "EspeakTurn":
-        """Follow a pyttsx3 engine's finished-utterance (once per engine), and eSpeak's `espeak_IsPlaying`."""
-        self._is_playing = is_playing
-        if engine is not None and engine not in self._engines:
-            engine.connect("finished-utterance", self.on_finished)
-            self._engines.add(engine)
-        return self
+        self._is_playing = is_playing  # eSpeak's espeak_IsPlaying: its thread still holds a sentence
 
     def on_finished(self, completed: bool = True, **_: Any) -> None:
         """pyttsx3's finished-utterance; completed=False when its driver cancelled the sentence."""
@@ -119,47 +108,105 @@ class EspeakTurn:
             time.sleep(0.005)
 
 
-_ESPEAK_TURN = EspeakTurn()
+class Pyttsx3Engine:
+    """The process's pyttsx3 engine with its lock, its scratch file and (on eSpeak NG) its turn.
+
+    pyttsx3 forces a process-wide singleton: pyttsx3.init() hands every caller the same engine for
+    a driver name, and its eSpeak driver initializes eSpeak NG once per process. So one object owns
+    it: SynthesizerFactory makes it on first need and hands it to every Pyttsx3Synthesizer it makes.
+    A second owner would drive the same engine under another lock: make one per process.
+    """
+
+    def __init__(self) -> None:
+        try:
+            import pyttsx3
+
+            self.pyttsx3 = pyttsx3.init()
+        except Exception as err:  # noqa: BLE001 - driver load errors vary per platform
+            raise SpeechError(
+                f"pyttsx3 could not start a voice ({err}); on Linux install eSpeak NG: sudo apt install espeak-ng"
+            ) from err
+        self.lock = threading.Lock()  # eSpeak is not thread-safe, and voices share the engine
+        # eSpeak renders on its own thread (see EspeakTurn); SAPI5 and NSSpeechSynthesizer finish
+        # inside runAndWait and need no turn.
+        self.turn: Optional[EspeakTurn] = None
+        driver = sys.modules.get("pyttsx3.drivers.espeak")
+        if driver is not None:
+            # pyttsx3 2.99's eSpeak driver calls a bare print("Audio saved to ...") for every file,
+            # with no option to turn it off. Shadowing `print` in that one driver module is the
+            # narrowest fix: redirect_stdout would swap sys.stdout for the whole process and
+            # swallow the story. It changes pyttsx3's module, once, for its one owner.
+            driver.print = lambda *args, **kwargs: None
+            self.turn = EspeakTurn(driver._espeak.IsPlaying)
+            self.pyttsx3.connect("finished-utterance", self.turn.on_finished)
+        self._dir = tempfile.TemporaryDirectory(prefix="storyteller-tts-")
+
+    def voices(self) -> list[EngineVoice]:
+        """Voices of the platform's engine."""
+        with self.lock:
+            found = self.pyttsx3.getProperty("voices")
+        return [EngineVoice(v.id, v.name, tuple(str(lang) for lang in (v.languages or []))) for v in found]
+
+    def synthesize(self, text: str, properties: dict[str, Any]) -> Audio:
+        """Render text with these voice, rate and volume properties to a temporary wav and read it back."""
+        with self.lock:
+            for attempt in range(2):
+                audio = self._render(text, properties, os.path.join(self._dir.name, "sentence.wav"))
+                # A file with no samples is a cancel that came after eSpeak opened it (seen once in
+                # CI with a stop left pending in the driver): rendered again, kept only the second time.
+                if audio is not None and (len(audio.samples) or attempt == 1):
+                    return audio
+        raise SpeechError(f"pyttsx3 cancelled {text[:40]!r} twice before eSpeak NG spoke it")
+
+    def _render(self, text: str, properties: dict[str, Any], path: str) -> Optional[Audio]:
+        """One rendering; None when pyttsx3's driver cancelled it before eSpeak began."""
+        import soundfile as sf
+
+        for name, value in properties.items():
+            self.pyttsx3.setProperty(name, value)
+        if self.turn is not None:
+            # eSpeak applies rate and volume on its own thread too: they also must be done with.
+            self.turn.begin(ESPEAK_TIMEOUT_S)
+        with contextlib.suppress(OSError):
+            os.remove(path)
+        self.pyttsx3.save_to_file(text, path)
+        self.pyttsx3.runAndWait()
+        if self.turn is not None:
+            written = self.turn.end(ESPEAK_TIMEOUT_S)
+            if written is None:
+                raise SpeechError(f"eSpeak NG did not finish {text[:40]!r} within {ESPEAK_TIMEOUT_S:.0f} s")
+            if not written:
+                return None
+        try:
+            samples, rate = sf.read(path, dtype="float32", always_2d=True)
+        except Exception as err:  # noqa: BLE001 - soundfile raises its own error types
+            raise SpeechError(f"pyttsx3 produced no audio for {text[:40]!r}: {err}") from err
+        finally:
+            with contextlib.suppress(OSError):
+                os.remove(path)
+        return Audio(samples[:, 0].copy(), rate)
 
 
 class Pyttsx3Synthesizer:
     """pyttsx3 (SAPI5 / NSSpeechSynthesizer / eSpeak NG), rendered to a file instead of its own player.
 
     pyttsx3's say() plays through `aplay`, blocking and uninterruptible; save_to_file() gives us the
-    samples so the speaker owns playback and can stop it at once.
+    samples so the speaker owns playback and can stop it at once. Every voice drives the one shared
+    engine (Pyttsx3Engine), so each re-applies its own voice, rate and volume before speaking.
     """
 
-    def __init__(self, language: str, voice: Optional[str], rate_wpm: int, volume: float):
-        try:
-            import pyttsx3
-
-            self.engine = pyttsx3.init()
-        except Exception as err:  # noqa: BLE001 - driver load errors vary per platform
-            raise SpeechError(
-                f"pyttsx3 could not start a voice ({err}); on Linux install eSpeak NG: sudo apt install espeak-ng"
-            ) from err
-        # The eSpeak driver prints "Audio saved to ..." for every file. Silence that one module's
-        # print: redirect_stdout would swap sys.stdout for the whole process and swallow the story.
-        # eSpeak renders on its own thread (see EspeakTurn); SAPI5 and NSSpeechSynthesizer finish
-        # inside runAndWait and need no turn.
-        self._turn: Optional[EspeakTurn] = None
-        driver = sys.modules.get("pyttsx3.drivers.espeak")
-        if driver is not None:
-            driver.print = lambda *args, **kwargs: None
-            self._turn = _ESPEAK_TURN.attach(self.engine, driver._espeak.IsPlaying)
-        # pyttsx3.init() hands every caller the same engine, so each synthesizer re-applies its own
-        # voice, rate and volume before speaking, under a lock shared by all of them.
+    def __init__(self, language: str, voice: Optional[str], rate_wpm: int, volume: float,
+                 engine: Optional[Pyttsx3Engine] = None):
+        # No engine given: one of its own, for a tool or test that makes a single voice.
+        self.engine = engine or Pyttsx3Engine()
         self.properties = {"rate": rate_wpm, "volume": volume}
         chosen = voice or self._voice_for(language)
         if chosen:
             self.properties["voice"] = chosen
-        self._dir = tempfile.TemporaryDirectory(prefix="storyteller-tts-")
 
-    def voices(self) -> list[Voice]:
+    def voices(self) -> list[EngineVoice]:
         """Voices of the platform's engine."""
-        with _PYTTSX3_LOCK:  # the engine is shared, and eSpeak is not thread-safe
-            found = self.engine.getProperty("voices")
-        return [Voice(v.id, v.name, tuple(str(lang) for lang in (v.languages or []))) for v in found]
+        return self.engine.voices()
 
     def _voice_for(self, language: str) -> Optional[str]:
         """The first voice whose language matches (en-us before en-gb for English)."""
@@ -175,43 +222,8 @@ class Pyttsx3Synthesizer:
         return None
 
     def synthesize(self, text: str) -> Audio:
-        """Render text to a temporary wav and read it back."""
-        with _PYTTSX3_LOCK:
-            for attempt in range(2):
-                audio = self._render(text, os.path.join(self._dir.name, "sentence.wav"))
-                # A file with no samples is a cancel that came after eSpeak opened it (seen once in
-                # CI with a stop left pending in the driver): rendered again, kept only the second time.
-                if audio is not None and (len(audio.samples) or attempt == 1):
-                    return audio
-        raise SpeechError(f"pyttsx3 cancelled {text[:40]!r} twice before eSpeak NG spoke it")
-
-    def _render(self, text: str, path: str) -> Optional[Audio]:
-        """One rendering; None when pyttsx3's driver cancelled it before eSpeak began."""
-        import soundfile as sf
-
-        for name, value in self.properties.items():
-            self.engine.setProperty(name, value)
-        if self._turn is not None:
-            # eSpeak applies rate and volume on its own thread too: they also must be done with.
-            self._turn.begin(ESPEAK_TIMEOUT_S)
-        with contextlib.suppress(OSError):
-            os.remove(path)
-        self.engine.save_to_file(text, path)
-        self.engine.runAndWait()
-        if self._turn is not None:
-            written = self._turn.end(ESPEAK_TIMEOUT_S)
-            if written is None:
-                raise SpeechError(f"eSpeak NG did not finish {text[:40]!r} within {ESPEAK_TIMEOUT_S:.0f} s")
-            if not written:
-                return None
-        try:
-            samples, rate = sf.read(path, dtype="float32", always_2d=True)
-        except Exception as err:  # noqa: BLE001 - soundfile raises its own error types
-            raise SpeechError(f"pyttsx3 produced no audio for {text[:40]!r}: {err}") from err
-        finally:
-            with contextlib.suppress(OSError):
-                os.remove(path)
-        return Audio(samples[:, 0].copy(), rate)
+        """The whole sentence as samples, in this voice."""
+        return self.engine.synthesize(text, self.properties)
 
 
 def find_piper_voice(name_or_path: str) -> Path:
@@ -254,10 +266,10 @@ class PiperSynthesizer:
         self.voice = PiperVoice.load(self.path, include_alignments=self.alignments) if self.alignments else PiperVoice.load(self.path)
         self.config = SynthesisConfig(length_scale=NORMAL_RATE_WPM / rate_wpm, volume=volume)
 
-    def voices(self) -> list[Voice]:
+    def voices(self) -> list[EngineVoice]:
         """The loaded voice (Piper has one voice per model file)."""
         lang = str(self.voice.config.espeak_voice)
-        return [Voice(str(self.path), self.path.stem, (lang,))]
+        return [EngineVoice(str(self.path), self.path.stem, (lang,))]
 
     def synthesize(self, text: str) -> Audio:
         """All of Piper's chunks for the text, joined."""
@@ -278,9 +290,39 @@ class PiperSynthesizer:
 ENGINES: dict[str, Callable[..., Any]] = {"pyttsx3": Pyttsx3Synthesizer, "piper": PiperSynthesizer}
 
 
+class SynthesizerFactory:
+    """Makes a session's voices from its speech settings; owns the one pyttsx3 engine they all share.
+
+    The engine is made with the first pyttsx3 voice (a Piper or text-only session never loads it)
+    and reused by every voice after it, the ones the teacher's page switches to included.
+    """
+
+    def __init__(self, speech: Any):
+        self.speech = speech
+        self._pyttsx3: Optional[Pyttsx3Engine] = None
+        self._lock = threading.Lock()  # the teacher's page makes voices on its own thread
+
+    def create(self, language: str, age_group: Optional[str] = None, voice: Optional[str] = None) -> Synthesizer:
+        """The engine named by speech.engine for one language, at the pace for the age group.
+
+        voice None: the voice speech.voices names for the language (itself None: the engine's pick).
+        """
+        speech = self.speech
+        chosen = voice if voice is not None else getattr(speech.voices, language)
+        rate = speech.rate_for(age_group) if age_group else speech.rate_wpm
+        options = dict(language=language, voice=chosen, rate_wpm=rate, volume=speech.volume)
+        if speech.engine == "pyttsx3":
+            return Pyttsx3Synthesizer(**options, engine=self.pyttsx3())
+        return ENGINES[speech.engine](**options)
+
+    def pyttsx3(self) -> Pyttsx3Engine:
+        """The shared pyttsx3 engine, made the first time it is needed."""
+        with self._lock:
+            if self._pyttsx3 is None:
+                self._pyttsx3 = Pyttsx3Engine()
+            return self._pyttsx3
+
+
 def create_synthesizer(speech: Any, language: str, age_group: Optional[str] = None) -> Synthesizer:
-    """Build the engine named by speech.engine for one language, at the pace for the age group."""
-    factory = ENGINES[speech.engine]
-    voice = getattr(speech.voices, language)
-    rate = speech.rate_for(age_group) if age_group else speech.rate_wpm
-    return factory(language=language, voice=voice, rate_wpm=rate, volume=speech.volume)
+    """One voice with an engine of its own (--list-voices, tools, tests); a session uses one SynthesizerFactory."""
+    return SynthesizerFactory(speech).create(language, age_group)

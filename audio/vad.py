@@ -76,8 +76,8 @@ class NoiseFloor:
         self.floor_db = None
 
 
-class Turn(Enum):
-    """What the segmenter decided on a frame."""
+class SpeechEdge(Enum):
+    """An edge of the child's speech, found on a frame; whether the turn ends there is the listener's call."""
 
     START = "start"  # the child started speaking (confirmed after min_speech_s)
     END = "end"  # the child stopped (trailing silence) or the utterance hit max_utterance_s
@@ -96,7 +96,7 @@ class EndpointConfig:
 
 
 class Segmenter:
-    """Pure end-of-turn decision: `process(seconds, is_speech)` per frame -> Turn.START / Turn.END / None."""
+    """Pure speech-edge decision: `process(seconds, is_speech)` per frame -> SpeechEdge.START / END / None."""
 
     def __init__(self, config: EndpointConfig):
         self.config = config
@@ -112,14 +112,14 @@ class Segmenter:
         self.resume = 0.0  # speech heard inside a trailing silence
         self.forced = False  # the last END came from max_utterance_s
 
-    def end_now(self) -> Turn:
+    def end_now(self) -> SpeechEdge:
         """End the turn at once (the words already say it is finished); back to waiting for speech."""
         self.speaking, self.forced = False, False
         self.speech_start, self.speech_s, self.silence_s, self.resume = None, 0.0, 0.0, 0.0
-        return Turn.END
+        return SpeechEdge.END
 
-    def process(self, seconds: float, is_speech: bool) -> Optional[Turn]:
-        """Advance by one frame; say when a turn starts or ends."""
+    def process(self, seconds: float, is_speech: bool) -> Optional[SpeechEdge]:
+        """Advance by one frame; say when speech starts or ends."""
         start_of_frame = self.t
         self.t += seconds
         if is_speech and self.silence_s > 0 and self.resume + seconds < self.config.resume_s:
@@ -141,11 +141,11 @@ class Segmenter:
                 return None
             if self.speech_s >= self.config.min_speech_s:
                 self.speaking = True
-                return Turn.START
+                return SpeechEdge.START
             return None
         self.forced = self.t - self.speech_start >= self.config.max_utterance_s
         if self.silence_s >= self.config.end_silence_s or self.forced:
             self.speaking = False
             self.speech_start, self.speech_s, self.silence_s, self.resume = None, 0.0, 0.0, 0.0
-            return Turn.END
+            return SpeechEdge.END
         return None

@@ -1,9 +1,9 @@
 """CPU speed of Phi-3-mini's shape: bf16 transformers vs torch int8 vs llama.cpp GGUF quantizations.
 
-    python bench/cpu_quant.py [--shape-dir /tmp/phi3-shape] [--rows bf16,int8,q4_0,q4_k_m,q8_0]
+    python -m bench.cpu_quant [--shape-dir /tmp/phi3-shape] [--rows bf16,int8,q4_0,q4_k_m,q8_0]
                               [--prompt-tokens 300] [--new-tokens 32] [--json out.json]
 
-Every row merges the same random LoRA into the same random-weight base (bench/llm.py builds both,
+Every row merges the same random LoRA into the same random-weight base (bench/llm_speed.py builds both,
 Phi-3-mini's shape), feeds the same prompt of --prompt-tokens token ids and decodes --new-tokens
 greedily, ignoring end-of-text. Reported: load time, prefill (prompt in, first token out), time to
 the 15th token (about a child's first sentence), decode seconds per token after the first, and peak
@@ -28,10 +28,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-_ROOT = Path(__file__).resolve().parent.parent
-sys.path[:] = [str(_ROOT)] + [p for p in sys.path if Path(p or ".").resolve() != _ROOT / "bench"]
-
-from bench.common import (  # noqa: E402 - after the sys.path fix above
+from bench.common import (
+    ROOT,
     Stopwatch,
     add_json_arg,
     finish_meta,
@@ -152,8 +150,7 @@ def time_tokens(model: Any, ids: list[int], n: int, before: Any = None) -> dict[
 
 
 def row_llamacpp(spec: dict[str, Any]) -> dict[str, Any]:
-    if spec.get("llama_cpp_path"):
-        sys.path.insert(0, spec["llama_cpp_path"])
+    # --llama-cpp-path reaches this row's process as PYTHONPATH (run_row_process), ahead of site-packages.
     from llm.gguf_export import import_llama_cpp
     from llm.llamacpp_cache import PromptCache
 
@@ -221,8 +218,11 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
 
 def run_row_process(spec: dict[str, Any]) -> dict[str, Any]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    proc = subprocess.run([sys.executable, __file__, "--row", json.dumps(spec)], capture_output=True, text=True, env=env,
-                          check=False)
+    if spec.get("llama_cpp_path"):
+        # Another llama_cpp build (pip install --target DIR): PYTHONPATH comes before site-packages.
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, [spec["llama_cpp_path"], env.get("PYTHONPATH")]))
+    proc = subprocess.run([sys.executable, "-m", "bench.cpu_quant", "--row", json.dumps(spec)], capture_output=True,
+                          text=True, env=env, cwd=ROOT, check=False)
     if proc.returncode != 0:
         errors = [line for line in proc.stderr.splitlines() if "Error" in line] or ["?"]
         why = f"killed by signal {-proc.returncode} (out of memory?)" if proc.returncode < 0 else errors[-1]
@@ -262,7 +262,7 @@ def build_ggufs(base: str, adapter: str | None, quants: list[str], work: Path) -
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--shape-dir", default="/tmp/phi3-shape", help="base/ and adapter/ of the real shape (bench/llm.py builds it)")
+    p.add_argument("--shape-dir", default="/tmp/phi3-shape", help="base/ and adapter/ of the real shape (bench/llm_speed.py builds it)")
     p.add_argument("--work-dir", default="/tmp/phi3-shape-gguf", help="where the GGUF files are built and kept")
     p.add_argument("--rows", default="bf16,int8,q4_0,q4_k_m,q8_0", help=f"bf16, int8 and/or {', '.join(GGUF_ROWS)}")
     p.add_argument("--prompt-tokens", type=int, default=300)
@@ -288,7 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     shape = Path(args.shape_dir)
     base, adapter = str(shape / "base"), str(shape / "adapter") if (shape / "adapter").is_dir() else None
     if not Path(base).is_dir():
-        raise SystemExit(f"{base} is missing: build it with bench/llm.py (build_shape) first")
+        raise SystemExit(f"{base} is missing: build it with bench/llm_speed.py (build_shape) first")
     rows_wanted = [r.strip() for r in args.rows.split(",") if r.strip()]
     if max(args.history, args.prompt_tokens) + max(args.new_tokens, args.new_turn_tokens) > args.context:
         raise SystemExit(f"--context {args.context} is too small for the prompt or --history and the new tokens")

@@ -1,6 +1,6 @@
 """Many kiosks, one model server: time to the first sentence as 1-16 kiosks ask at once.
 
-    python bench/kiosks.py [--kiosks 1,2,4,8,16] [--turns 3] [--max-new-tokens 120]
+    python -m bench.kiosks [--kiosks 1,2,4,8,16] [--turns 3] [--max-new-tokens 120]
                            [--server-url http://host:8000/v1 --model phi-ed | --base DIR --adapter DIR] [--json out.json]
 
 Each simulated kiosk is a thread with its own Storyteller on the project's openai backend
@@ -23,14 +23,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-# The project root before bench/ (Python puts a script's folder first on sys.path), where
-# bench/llm.py would shadow the project's llm package.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench.common import ROOT, add_json_arg, finish_meta, machine_meta, print_table, write_json
-from bench.vllm_server import VLLMServer, vllm_installed
+from harness.vllm_server import VLLMServer, vllm_installed
 from llm.backends import create_backend
-from llm.storyteller import FirstToken, ReplyDone, Sentence, Storyteller
+from events import SentenceReady
+from llm.storyteller import FirstToken, ReplyDone, Storyteller
 from settings import LLMSettings
 
 PROMPTS = [
@@ -67,10 +64,10 @@ def kiosk(index: int, llm: LLMSettings, turns: int, start: threading.Barrier, ou
             for item in teller.stream(prompt):
                 if isinstance(item, FirstToken) and record["first_token_s"] is None:
                     record["first_token_s"] = time.perf_counter() - t0
-                elif isinstance(item, Sentence) and record["first_sentence_s"] is None:
+                elif isinstance(item, SentenceReady) and record["first_sentence_s"] is None:
                     record["first_sentence_s"] = time.perf_counter() - t0
                 elif isinstance(item, ReplyDone):
-                    record["tokens"] = item.tokens
+                    record["tokens"] = item.pieces
         except Exception as err:  # noqa: BLE001 - a failed turn is counted, the kiosk goes on
             record["error"] = str(err)
         record["turn_s"] = time.perf_counter() - t0

@@ -1,7 +1,7 @@
 """Pipeline overhead: streaming through Storyteller + SentenceSplitter vs a bare model.generate.
 
-    python bench/overhead.py [--configs A.yaml,B.yaml] [--max-new-tokens 64] [--repeats 3] [--with-shape] [--json out.json]
-    python bench/llm.py --overhead ...   (the same)
+    python -m bench.overhead [--configs A.yaml,B.yaml] [--max-new-tokens 64] [--repeats 3] [--with-shape] [--json out.json]
+    python -m bench.llm_speed --overhead ...   (the same)
 
 Same model object, same prompt (the Storyteller's own messages), greedy, same max_new_tokens, so
 both produce the same tokens. "Last token": when the reply's last token reaches the storyteller
@@ -20,10 +20,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-# The project root before bench/ (Python puts a script's folder first on sys.path), where
-# bench/llm.py would shadow the project's llm package.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench.common import (
     ROOT,
     add_json_arg,
@@ -33,7 +29,7 @@ from bench.common import (
     progress,
     write_json,
 )
-from bench.llm import (
+from bench.llm_speed import (
     DEFAULT_SHAPE_DIR,
     REQUEST,
     TimedBackend,
@@ -178,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
             cfg = shape_config(shape, Path("/tmp/bench-overhead"))
             rows.append(measure("phi3-shape bf16", cfg, args.shape_tokens, 1))
         else:
-            rows.append({"label": "phi3-shape bf16", "skipped": f"{shape} not built (run bench/llm.py once)"})
+            rows.append({"label": "phi3-shape bf16", "skipped": f"{shape} not built (run bench/llm_speed.py once)"})
     finish_meta(meta)
     print_table(rows, COLUMNS, meta)
     write_json(args.json, meta, rows)

@@ -1,6 +1,6 @@
 """Child safety by layer, language, category and age group, on held-out sentences and on real children's stories.
 
-    python bench/safety.py [--heldout bench/data/safety_heldout.tsv] [--corpus ../shared/corpus] [--model-stories N] [--json out.json]
+    python -m bench.safety [--heldout bench/data/safety_heldout.tsv] [--corpus ../shared/corpus] [--model-stories N] [--json out.json]
 
 The held-out set (bench/data/safety_heldout.tsv) was written by someone who saw neither the word
 lists nor the meaning layer's training corpus (safety/data/), and nothing was tuned on it; any
@@ -13,16 +13,13 @@ blocks at Early Elementary is a false positive by the measure of the issue.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.common import ROOT, add_json_arg, finish_meta, machine_meta, print_table, write_json  # noqa: E402
-from safety.corpus import INPUT_ONLY, Row, read_tsv  # noqa: E402
-from safety.guard import AGE_POLICY, SafetyGuard  # noqa: E402
+from bench.common import ROOT, add_json_arg, finish_meta, machine_meta, print_table, write_json
+from safety.corpus import INPUT_ONLY, Row, read_tsv
+from safety.guard import AGE_POLICY, SafetyGuard
 
 DEFAULT_HELDOUT = ROOT / "bench" / "data" / "safety_heldout.tsv"
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus"

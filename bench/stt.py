@@ -1,9 +1,9 @@
 """Speech-to-text benchmark: openai-whisper vs faster-whisper on the same clips and weights; and --accuracy.
 
-    python bench/stt.py [--model tiny.en|base] [--engines faster-whisper,openai-whisper] [--clips 12] [--json out.json]
+    python -m bench.stt [--model tiny.en|base] [--engines faster-whisper,openai-whisper] [--clips 12] [--json out.json]
     python -m bench.stt --accuracy [--json out.json]
 
-Clips: children's requests spoken by eSpeak NG in three voices (tests/speech_clips.py).
+Clips: children's requests spoken by eSpeak NG in three voices (harness/speech_clips.py).
 Latency after the end of speech = the endpointing silence (listen.end_silence_s) + transcription.
 
 --accuracy compares what the app can choose (the story prompt, the beam, the weights: tiny.en, base)
@@ -16,15 +16,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import statistics
-import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import jiwer
 import numpy as np
 
-from audio.stt import Guard, create_transcriber
+from audio.stt import HallucinationFilter, create_transcriber
 from bench.common import (
     add_json_arg,
     finish_meta,
@@ -34,7 +30,7 @@ from bench.common import (
     write_json,
 )
 from settings import ListenSettings
-from tests.speech_clips import (
+from harness.speech_clips import (
     CHILD_VOICES,
     PAUSED_CHECK,
     PAUSED_REQUESTS,
@@ -126,7 +122,7 @@ def main() -> None:
     wanted = [(voice, text) for voice in VOICES for text in REQUESTS][: args.clips]
     clips = [(text, np.concatenate([silence(0.2), espeak(text, *voice), silence(0.2)])) for voice, text in wanted]
     meta = machine_meta(input=f"{len(clips)} eSpeak clips, {min(len(VOICES), -(-len(clips) // len(REQUESTS)))} voices",
-                        guard=dataclasses.asdict(Guard()))
+                        hallucination_filter=dataclasses.asdict(HallucinationFilter()))
     rows = []
     for engine in args.engines.split(","):
         stt = create_transcriber(settings.model_copy(update={"stt_engine": engine}), "en")

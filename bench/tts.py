@@ -1,6 +1,6 @@
 """Speech output benchmark: time from a sentence being ready to its first sample, and real-time factor.
 
-    python bench/tts.py [--device pulse] [--engines pyttsx3,piper] [--json out.json]
+    python -m bench.tts [--device pulse] [--engines pyttsx3,piper] [--json out.json]
 
 Each engine speaks the same sentences from shared/corpus-like story text through the project's
 Speaker; "first sample" is when the speaker starts writing the sentence's audio to the output.
@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import argparse
 import statistics
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from audio.devices import DeviceOutput, WavRecorder
 from audio.speak import Speaker
@@ -26,7 +23,7 @@ from bench.common import (
     print_table,
     write_json,
 )
-from events import EventBus
+from events import EventBus, SpeakStart
 
 COLUMNS = [("engine", "engine"), ("first_sample_ms_median", "first sample ms median"),
            ("first_sample_ms_max", "max"), ("rtf_median", "RTF")]
@@ -46,10 +43,10 @@ def bench_engine(name: str, synth, device: str | None, tmp: Path) -> dict:
     """Speak each sentence once (after a warm-up) and time say() -> speak_start."""
     bus = EventBus()
     starts: dict[str, float] = {}
-    bus.subscribe(lambda r: starts.setdefault(r["text"], time.perf_counter()) if r["event"] == "speak_start" else None)
+    bus.subscribe(lambda e: starts.setdefault(e.text, time.perf_counter()) if isinstance(e, SpeakStart) else None)
     output = DeviceOutput(device) if device else None
     recorder = None if device else WavRecorder(str(tmp / f"{name.split('/')[0]}.wav"))
-    speaker = Speaker(synth, bus, output=output, recorder=recorder)
+    speaker = Speaker(synth, bus, output=output, recorder=recorder).start()
     synth.synthesize("Warm up.")
     latencies, rtfs = [], []
     for text in SENTENCES:

@@ -1,8 +1,8 @@
 """Turn latency waterfall: a child's recorded request -> transcript -> first token -> first sentence -> first audio.
 
-    python bench/turn.py [--configs A.yaml,B.yaml] [--clips 12] [--max-new-tokens 40] [--device pulse] [--no-pace] [--json out.json]
+    python -m bench.turn [--configs A.yaml,B.yaml] [--clips 12] [--max-new-tokens 40] [--device pulse] [--no-pace] [--json out.json]
 
-Each clip (tests/speech_clips.py: the children's requests spoken by eSpeak NG in three voices) goes
+Each clip (harness/speech_clips.py: the children's requests spoken by eSpeak NG in three voices) goes
 through the project's pipeline.Session.run_recording: Silero VAD endpointing, Whisper, the
 Storyteller, the Speaker with its acknowledgement. The TurnEnd event gives each step in seconds from
 the detected end of speech, i.e. after the endpointing silence (listen.end_silence_s), which is
@@ -21,10 +21,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-# The project root before bench/ (Python puts a script's folder first on sys.path), where
-# bench/llm.py would shadow the project's llm package.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 import numpy as np
 
 from bench.common import (
@@ -36,7 +32,7 @@ from bench.common import (
     progress,
     write_json,
 )
-from bench.llm import TimedBackend
+from bench.llm_speed import TimedBackend
 
 DEFAULT_CONFIGS = ["/tmp/tinyfinal/config.yaml", str(ROOT / "configs" / "starter.yaml")]
 # (TurnEnd field, what it is), in the order they happen.
@@ -81,7 +77,7 @@ def make_clips(folder: Path, count: int) -> list[tuple[str, str, Path]]:
     """Write (voice, request) clips as 16 kHz wav files; voices change slowest, like children queueing."""
     import soundfile as sf
 
-    from tests.speech_clips import RATE, REQUESTS, VOICES, espeak, silence
+    from harness.speech_clips import RATE, REQUESTS, VOICES, espeak, silence
 
     clips = []
     for voice in VOICES:
@@ -108,29 +104,31 @@ def run_config(config: str, clips: list, args: argparse.Namespace, tmp: Path) ->
     from audio.listen import create_listener
     from audio.speak import Speaker
     from audio.tts import create_synthesizer
-    from events import EventBus
+    from events import EventBus, Heard, TurnEnd
     from llm.backends import create_backend
     from llm.storyteller import Storyteller
     from main import build_guard
     from pipeline import Session
+    from turn import Stages
     from settings import load_settings
 
     settings = load_settings(config).with_overrides(llm={"max_new_tokens": args.max_new_tokens, "seed": 0})
     llm, story = settings.llm, settings.story
     bus = EventBus()
-    ends: list[tuple[float, dict]] = []
+    ends: list[tuple[float, TurnEnd]] = []
     heard: list[str] = []
-    bus.subscribe(lambda r: ends.append((time.monotonic(), r)) if r["event"] == "turn_end" else None)
-    bus.subscribe(lambda r: heard.append(r["text"]) if r["event"] == "heard" else None)
+    bus.subscribe(lambda e: ends.append((time.monotonic(), e)) if isinstance(e, TurnEnd) else None)
+    bus.subscribe(lambda e: heard.append(e.text) if isinstance(e, Heard) else None)
     timed = TimedBackend(create_backend(llm))
     # The safety layer as main.py builds it: it checks every request and sentence of the turn.
     storyteller = Storyteller(timed, story.age_group, story.language, llm.memory_tokens, story.max_sentence_words,
-                              guard=build_guard(settings), steer_retries=settings.safety.steer_retries)
+                              steer_retries=settings.safety.steer_retries)
     output = None if args.no_pace else (DeviceOutput(args.device) if args.device else PacedOutput())
     recorder = WavRecorder(str(tmp / f"{Path(config).parent.name}-{Path(config).stem}.wav"))
-    speaker = Speaker(create_synthesizer(settings.speech, story.language), bus, output=output, recorder=recorder)
+    speaker = Speaker(create_synthesizer(settings.speech, story.language), bus, output=output, recorder=recorder).start()
     acknowledger = Acknowledger(story.language) if settings.speech.acknowledge else None
-    session = Session(storyteller, bus, show=lambda text: None, speaker=speaker, acknowledger=acknowledger)
+    session = Session(Stages(storyteller, bus, show=lambda text: None, guard=build_guard(settings), speaker=speaker,
+                             acknowledger=acknowledger))
     listener = create_listener(settings.listen, story.language, bus)
     session.run_recording(listener, str(clips[0][2]))  # warm-up: Whisper, VAD, model and voice
     ends.clear()
@@ -148,10 +146,10 @@ def run_config(config: str, clips: list, args: argparse.Namespace, tmp: Path) ->
                 turns.append({"voice": clip_voice, "said": text, "heard": None, "no_turn": True})
                 continue
             received, end = ends[-1]
-            start = received - end["total_s"]  # the turn's t0 on the monotonic clock
+            start = received - end.total_s  # the turn's t0 on the monotonic clock
             generated = round(timed.ended_at - start, 4) if timed.ended_at else None
             turns.append({"voice": clip_voice, "said": text, "heard": heard[-1] if heard else None,
-                          **{k: end.get(k) for k in ("stt_s", "first_token_s", "first_sentence_s", "first_audio_s",
+                          **{k: getattr(end, k) for k in ("stt_s", "first_token_s", "first_sentence_s", "first_audio_s",
                                                      "first_story_audio_s", "total_s", "sentences", "tokens")},
                           "reply_generated_s": generated})
     finally:

@@ -8,7 +8,7 @@ the early transcript made at once (Listener(inline=True)): the figures are the d
 same on any machine; the time Whisper and the turn model take is in their own columns (and the
 whole of it in ../shared/tools/v2v.py's figures, BENCHMARKS.md section 7).
 
-Sets (tests/speech_clips.py), in four child-pitched eSpeak voices and Piper's voice raised:
+Sets (harness/speech_clips.py), in four child-pitched eSpeak voices and Piper's voice raised:
 - paused: requests with a 1.0 s pause where the child looks for a word (PAUSED_REQUESTS, tuned on)
   and PAUSED_CHECK (kept apart, never used to choose a setting), each said as one sentence with a
   break (eSpeak SSML; Piper cut at its word alignment), so the voice is still mid-sentence at the
@@ -33,7 +33,7 @@ from audio.vad import FRAME_S
 from bench.common import add_json_arg, finish_meta, machine_meta, print_table, progress, write_json
 from events import EventBus
 from settings import ListenSettings
-from tests.speech_clips import (
+from harness.speech_clips import (
     CHILD_VOICES,
     PAUSED_CHECK,
     PAUSED_REQUESTS,

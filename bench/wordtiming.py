@@ -1,6 +1,6 @@
 """Word timings for the read-along screen: each engine's word starts against Whisper's word timestamps.
 
-    python bench/wordtiming.py [--sentences 20] [--json out.json]
+    python -m bench.wordtiming [--sentences 20] [--json out.json]
 
 Reference: faster-whisper tiny.en with word_timestamps=True on the synthesized audio (its own
 error is some tens of ms, so small figures here are at the reference's resolution). Piper is
@@ -13,12 +13,8 @@ from __future__ import annotations
 import argparse
 import re
 import statistics
-import sys
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
-from bench.common import ROOT, add_json_arg, finish_meta, machine_meta, print_table, progress, write_json  # noqa: E402
+from bench.common import ROOT, add_json_arg, finish_meta, machine_meta, print_table, progress, write_json
 
 
 def reference_starts(model, samples, rate) -> list[tuple[str, float]]:
@@ -46,12 +42,12 @@ def main() -> None:
 
     from audio.tts import PiperSynthesizer, Pyttsx3Synthesizer
     from audio.wordtiming import estimate
-    from tests.helpers import tiny_en_whisper_dir
+    from audio.whisper_convert import packaged_ct2_dir
 
     corpus = ROOT.parent / "shared" / "corpus" / "stories_en.txt"
     sentences = [s.strip() for s in corpus.read_text().splitlines() if 6 <= len(s.split()) <= 16 and re.fullmatch(r"[A-Za-z ,.'!?;-]+", s.strip())]
     sentences = sentences[: args.sentences]
-    whisper = WhisperModel(tiny_en_whisper_dir(), device="cpu", compute_type="int8")
+    whisper = WhisperModel(str(packaged_ct2_dir("tiny.en")), device="cpu", compute_type="int8")
     meta = machine_meta(input=f"{len(sentences)} English corpus sentences (letters only, 6-16 words)")
     engines = {"pyttsx3 (eSpeak NG)": Pyttsx3Synthesizer("en", None, 150, 1.0), "piper": PiperSynthesizer("en", None, 150, 1.0)}
     found: dict[str, list[float]] = {}

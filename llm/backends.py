@@ -13,7 +13,7 @@ DEFAULT_REPETITION_PENALTY = {"phi-ed": 1.05, "starter": 1.15, "custom": 1.05}
 
 
 class Backend(Protocol):
-    """A chat model that streams its reply."""
+    """A chat model that streams its reply; engines subclass it for the defaults of what they need not do."""
 
     description: str  # shown at start-up, e.g. "Phi-3-mini + Phi-Ed (local, cpu, bfloat16)"
     fine_tuned: bool  # False when the Phi-Ed adapter is not applied
@@ -26,6 +26,12 @@ class Backend(Protocol):
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
         """How many tokens the prompt for these messages takes."""
         ...
+
+    def prime(self, messages: list[dict[str, str]]) -> None:
+        """Read these messages ahead of the first turn (an engine that keeps its KV cache); by default nothing."""
+
+    def forget(self) -> None:
+        """A new child: drop whatever the engine keeps of the last conversation; by default nothing is kept."""
 
 
 def resolve_source(llm: Any) -> ModelSource:

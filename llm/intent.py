@@ -6,7 +6,7 @@ context into a mode:
   features of the safety meaning layer's encoder. The safety check reads the child's words anyway;
   the encoder keeps that pass, so routing costs a matrix product, not a second model call (with
   safety.meaning: off the router runs the encoder itself, about 120 ms a turn on 2 cores).
-- the patterns: cue phrases in the three languages, the fallback when the encoder is off.
+- the patterns: cue phrases in every language of lang/, the fallback when the encoder is off.
 The storyteller model choosing the mode itself would cost a prompt read of Phi-3 before the first
 word (seconds on a CPU), so it is not used for routing (README, "What the child asks").
 """
@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Optional
 
+import lang
 from llm.prompts import Mode
 
 if TYPE_CHECKING:
@@ -80,71 +81,23 @@ def decide(scores: Mapping[str, float], context: Context, by: str) -> Decision:
     return Decision(LABELS[label], label, by, p)
 
 
-# Cue phrases per label and language, matched on word boundaries in lower case. Written from what
-# the modes mean, not from any test set; the classifier is what generalises.
-_CUES: dict[str, dict[str, list[str]]] = {
-    "repeat": {
-        "en": [r"^(what|huh|pardon|sorry|eh|what\?)\W*$", r"what did you (just )?say", r"say (that|it) again",
-               r"repeat", r"(didn't|did not|can't|couldn't|could not) hear", r"come again", r"what was that"],
-        "fr": [r"^(quoi|hein|pardon|comment)\W*$", r"tu (as|a) dit quoi", r"qu'est-ce que tu (as|a) dit", r"répète",
-               r"(pas|n'ai pas) (bien )?entendu", r"redis", r"j'ai pas compris"],
-        "de": [r"^(was|hä|wie bitte|bitte)\W*$", r"was hast du (da )?gesagt", r"wiederhol", r"nicht (gehört|verstanden)",
-               r"sag (das|es) nochmal"],
-    },
-    "recap": {
-        "en": [r"what (was|is) (the|that|this|it|the whole) (story )?about", r"remind me", r"what happened in (the|that|this) story",
-               r"sum (it )?up", r"summar", r"i forgot what", r"short version"],
-        "fr": [r"c'était quoi (l'histoire|déjà)", r"ça parlait de quoi", r"de quoi (ça|elle) parl", r"rappelle", r"résum",
-               r"j'ai oublié", r"qu'est-ce qui s'est passé dans l'histoire"],
-        "de": [r"worum (ging|geht)", r"erinner", r"zusammen(fass|gefasst)", r"fass .{0,30}zusammen", r"vergessen",
-               r"was (ist|war) in der geschichte"],
-    },
-    "retell": {
-        "en": [r"(tell|read|do) (it|that|that one|the story|that story|the same story|the same one) again",
-               r"(the )?same (one|story)", r"from the (start|beginning)", r"one more time", r"once more",
-               r"hear (it|that|that one) again"],
-        "fr": [r"raconte[- ]la (encore|de nouveau)", r"la même( histoire)?", r"depuis le début", r"encore une fois",
-               r"réentendre", r"recommence"],
-        "de": [r"(erzähl|lies)( sie| die| das| es)? (nochmal|noch einmal)", r"(die )?gleiche( geschichte)?", r"von vorn",
-               r"noch einmal", r"nochmal hören"],
-    },
-    "lesson": {
-        "en": [r"teach (me|us)", r"i want to learn", r"learn about", r"a lesson", r"explain .{0,40}(with|in|through) a story",
-               r"story that (teaches|explains)"],
-        "fr": [r"apprends[- ](moi|nous)", r"apprendre", r"leçon", r"explique[- ]moi .{0,40}histoire",
-               r"histoire qui (explique|apprend)"],
-        "de": [r"bring (mir|uns) .{0,40}bei", r"lernen", r"lektion", r"erklär.{0,40}geschichte", r"geschichte, die .{0,40}erklärt"],
-    },
-    "change": {
-        "en": [r"make it about", r"make (him|her|it|them|the \w+) (a|an|more|less)", r"change", r"instead", r"this time",
-               r"what if"],
-        "fr": [r"fais[- ]en", r"change", r"plutôt", r"à la place", r"cette fois", r"et si"],
-        "de": [r"mach daraus", r"ändere?", r"stattdessen", r"diesmal", r"lieber", r"und wenn"],
-    },
-    "continue": {
-        "en": [r"what happens next", r"what happened next", r"and then", r"then what", r"continue", r"go on",
-               r"keep going", r"tell me more", r"more please", r"^more\b"],
-        "fr": [r"la suite", r"et après", r"et ensuite", r"continue", r"encore"],
-        "de": [r"weiter", r"was passiert dann", r"und dann", r"noch mehr"],
-    },
-}
-_QUESTION_WORDS = (
-    r"^(why|what|who|where|when|how|which|is|are|do|does|can|could|did|was|were|"
-    r"pourquoi|qu'est-ce|quel|quelle|qui|où|quand|comment|est-ce|c'est qui|"
-    r"warum|wieso|weshalb|was|wer|wo|wann|wie|welche[rsmn]?|ist|sind|kann|können|hat|war)\b"
-)
-_STORY_REQUEST = r"\b(story|tale|histoire|conte|raconte|geschichte|märchen|erzähl)"
+# The cue phrases per label, the question words and the story words are in each language's file
+# (lang/: intent_cues, question_words, story_words), written from what the modes mean, not from any
+# test set; the classifier is what generalises. Every language's are read, whatever the story's.
 
 
 def pattern_scores(text: str) -> dict[str, float]:
-    """One label from cue phrases (any of the three languages): 1.0 for it, nothing for the rest."""
+    """One label from cue phrases (any language in lang/): 1.0 for it, nothing for the rest."""
     t = text.lower().strip()
+    languages = [lang.get(code) for code in lang.CODES]
 
     def cued(label: str) -> bool:
-        return any(re.search(rf"(?<!\w){cue}(?!\w)", t) for cues in _CUES[label].values() for cue in cues)
+        return any(re.search(rf"(?<!\w){cue}(?!\w)", t) for spoken in languages for cue in spoken.intent_cues.get(label, ()))
 
-    asks_story = re.search(_STORY_REQUEST, t) is not None
-    question = not asks_story and (t.endswith("?") or re.search(_QUESTION_WORDS, t) is not None)
+    story_words = "|".join(spoken.story_words for spoken in languages)
+    question_words = "|".join(spoken.question_words for spoken in languages)
+    asks_story = re.search(rf"\b({story_words})", t) is not None
+    question = not asks_story and (t.endswith("?") or re.search(rf"^({question_words})\b", t) is not None)
     base = "question_story" if question else "new_story"  # what it is when no cue applies
     # Order matters: "say that again" is a repeat before it is a retell, "tell the story again" a retell.
     for label in ("repeat", "recap", "retell", "lesson", "change", "continue"):
@@ -177,6 +130,11 @@ class IntentRouter:
     def by(self) -> str:
         """Which reader decides: "meaning" or "patterns"."""
         return "meaning" if self.head is not None else "patterns"
+
+    def forget(self) -> None:
+        """A new child: the encoder drops the features it keeps of the last child's words."""
+        if self.encoder is not None:
+            self.encoder.forget()
 
     def scores(self, text: str) -> dict[str, float]:
         """Scores over the labels for the child's words."""

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from errors import ModelError
+from llm.backends import Backend
 from llm.chat import fold_system, template_keeps_system
 from llm.gguf_export import ensure_gguf, import_llama_cpp
 from llm.kvcache import common_prefix
@@ -39,7 +40,7 @@ def cpu_threads() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
-class LlamaCppBackend:
+class LlamaCppBackend(Backend):
     """Generate with llama.cpp on the CPU; `stream()` yields text pieces as tokens arrive."""
 
     def __init__(self, source: ModelSource, llm: Any, repetition_penalty: float):

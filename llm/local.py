@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from errors import ModelError
+from llm.backends import Backend
 from llm.chat import fold_system, template_keeps_system
 from llm.weights import ModelSource, check_memory, ensure_local
 
@@ -55,7 +56,7 @@ def _stored_dtype(folder: str) -> str:
     return str(cfg.get("dtype") or cfg.get("torch_dtype") or "float32")
 
 
-class LocalBackend:
+class LocalBackend(Backend):
     """Generate with transformers on this machine; `stream()` yields text pieces as tokens arrive."""
 
     def __init__(self, source: ModelSource, llm: Any, repetition_penalty: float):

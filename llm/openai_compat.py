@@ -12,11 +12,12 @@ from typing import Any, Iterator, Optional
 from urllib.parse import urlsplit
 
 from errors import ModelError
+from llm.backends import Backend
 
 log = logging.getLogger(__name__)
 
 
-class OpenAICompatBackend:
+class OpenAICompatBackend(Backend):
     """Streams /chat/completions over server-sent events; cancelling closes the connection."""
 
     def __init__(self, llm: Any, repetition_penalty: float):
@@ -100,7 +101,7 @@ class OpenAICompatBackend:
             conn.close()  # also on cancel or an abandoned turn: the server stops generating for us
 
 
-class FallbackBackend:
+class FallbackBackend(Backend):
     """The server first; when it cannot be reached, this turn is told by the local model instead."""
 
     def __init__(self, primary: Any, make_fallback: Any):
@@ -114,6 +115,12 @@ class FallbackBackend:
     def count_tokens(self, messages: list[dict[str, str]]) -> int:
         """The server's estimate (the same prompt goes to either)."""
         return self.primary.count_tokens(messages)
+
+    def forget(self) -> None:
+        """A new child: the server and, once loaded, the local model forget the conversation."""
+        self.primary.forget()
+        if self._fallback is not None:
+            self._fallback.forget()
 
     def stream(self, messages: list[dict[str, str]], cancel: threading.Event) -> Iterator[str]:
         """The server's reply, or the local model's when the server fails before its first piece."""

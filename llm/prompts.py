@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-LANGUAGE_NAMES = {"en": "English", "fr": "French", "de": "German"}
+import lang
 
 # Style rules per age group, after the classroom project the Phi-Ed adapter was made for
 # (see README, "Where Phi-Ed comes from").
@@ -75,81 +75,28 @@ class Mode(str, Enum):
     CHOICE = "choice"  # the story goes on along the child's pick at a choice point
 
 
-# What the storyteller is asked to do in each mode, per language. The child's own words follow on a
-# line of their own, unchanged, so the model reads a question as a question and a request as a
-# request (never "Tell a new story for this request: <a question>"). A request for a new story is
-# the child's words alone: that is what a storyteller model is tuned to answer.
-MODE_INSTRUCTIONS = {
-    "en": {
-        Mode.CONTINUE: "Go on with the story you are telling, from where it stopped.",
-        Mode.CHANGE: "Tell the story again, changed in the way the child asks.",
-        Mode.QUESTION: "Answer the child simply and briefly, in two or three sentences. If it is about the story "
-                       "you told, answer from that story. Do not start a new story.",
-        Mode.RECAP: "Say in {recap} short sentences what the story you told was about: who was in it, what "
-                    "happened and how it ended. Do not start a new story.",
-        Mode.RETELL: "Tell the same story again from the beginning, with the same characters and the same events, "
-                     "in fresh words.",
-        Mode.LESSON: "Teach what the child wants to learn through a short story for this age: weave in one or two "
-                     "simple, true facts that the story makes clear, and end it warmly.",
-        Mode.CHOICE: "Continue the story along the child's choice and bring it to a happy ending.",
-    },
-    "fr": {
-        Mode.CONTINUE: "Continue l'histoire que tu racontes, là où elle s'est arrêtée.",
-        Mode.CHANGE: "Raconte l'histoire à nouveau, changée comme l'enfant le demande.",
-        Mode.QUESTION: "Réponds à l'enfant simplement et brièvement, en deux ou trois phrases. Si c'est à propos de "
-                       "l'histoire que tu as racontée, réponds d'après cette histoire. Ne commence pas une nouvelle histoire.",
-        Mode.RECAP: "Dis en {recap} phrases courtes de quoi parlait l'histoire que tu as racontée : qui était dedans, "
-                    "ce qui s'est passé et comment elle a fini. Ne commence pas une nouvelle histoire.",
-        Mode.RETELL: "Raconte la même histoire depuis le début, avec les mêmes personnages et les mêmes événements, "
-                     "avec des mots nouveaux.",
-        Mode.LESSON: "Apprends à l'enfant ce qu'il veut savoir par une courte histoire pour son âge : glisse-y un ou "
-                     "deux faits simples et vrais que l'histoire rend clairs, et finis-la avec chaleur.",
-        Mode.CHOICE: "Continue l'histoire selon le choix de l'enfant et mène-la à une fin heureuse.",
-    },
-    "de": {
-        Mode.CONTINUE: "Erzähle die Geschichte weiter, dort wo sie aufgehört hat.",
-        Mode.CHANGE: "Erzähle die Geschichte noch einmal, so verändert, wie das Kind es möchte.",
-        Mode.QUESTION: "Antworte dem Kind einfach und kurz, in zwei oder drei Sätzen. Wenn es um die Geschichte geht, "
-                       "die du erzählt hast, antworte aus dieser Geschichte. Fang keine neue Geschichte an.",
-        Mode.RECAP: "Sag in {recap} kurzen Sätzen, worum es in der Geschichte ging, die du erzählt hast: wer darin "
-                    "vorkam, was passiert ist und wie sie endete. Fang keine neue Geschichte an.",
-        Mode.RETELL: "Erzähle dieselbe Geschichte noch einmal von vorn, mit denselben Figuren und denselben "
-                     "Ereignissen, in neuen Worten.",
-        Mode.LESSON: "Bring dem Kind bei, was es lernen möchte, mit einer kurzen Geschichte für sein Alter: flicht "
-                     "ein oder zwei einfache, wahre Tatsachen ein, die die Geschichte klar macht, und beende sie herzlich.",
-        Mode.CHOICE: "Erzähle die Geschichte nach der Wahl des Kindes weiter und führe sie zu einem glücklichen Ende.",
-    },
-}
-CHILD_SAID = {"en": "The child said: {text}", "fr": "L'enfant a dit : {text}", "de": "Das Kind sagte: {text}"}
+# What the storyteller is asked to do in each mode is in the language's file (lang/, mode_instructions).
+# The child's own words follow on a line of their own, unchanged, so the model reads a question as a
+# question and a request as a request (never "Tell a new story for this request: <a question>"). A
+# request for a new story is the child's words alone: that is what a storyteller model is tuned to answer.
+
 # How many sentences a recap takes, by age group.
 RECAP_SENTENCES = {"Toddlers": 2, "Preschoolers": 3, "Early Elementary": 3, "Late Elementary": 4, "Preteens": 5}
-# Said after a story the reply budget (llm.max_new_tokens) cut short, in place of its unfinished sentence.
-STORY_END = {
-    "en": "And that is the end of our story for today.",
-    "fr": "Et voilà, c'est la fin de notre histoire pour aujourd'hui.",
-    "de": "Und das ist das Ende unserer Geschichte für heute.",
-}
-# Said when the child asks to hear something again before anything was said.
-NOTHING_TO_REPEAT = {
-    "en": "I haven't told you anything yet! What story would you like?",
-    "fr": "Je ne t'ai encore rien raconté ! Quelle histoire veux-tu ?",
-    "de": "Ich habe dir noch gar nichts erzählt! Welche Geschichte möchtest du?",
-}
 
 
 def system_prompt(age_group: str, language: str, reply_tokens: int | None = None) -> str:
     """The storyteller's instructions for one age group and language (a story's length fitted to the reply budget)."""
-    lang = LANGUAGE_NAMES[language]
+    name = lang.get(language).name
     low, high = story_sentences(age_group, reply_tokens)
     count = f"at most {high}" if low == high else f"{low} to {high}"
     length = f"A story is {count} {'short ' if age_group == 'Toddlers' else ''}sentences."
-    return f"{PERSONA} {AGE_STYLE[age_group]} {length} Always answer in {lang}, whatever language the child uses."
+    return f"{PERSONA} {AGE_STYLE[age_group]} {length} Always answer in {name}, whatever language the child uses."
 
 
 def user_prompt(text: str, mode: Mode, language: str, age_group: str, instruction: str = "") -> str:
     """The instruction for the mode, then the child's words as they said them (plus any activity instruction)."""
-    lang = language if language in MODE_INSTRUCTIONS else "en"
     if mode is Mode.NEW_STORY:
         return text.strip() + instruction
-    task = MODE_INSTRUCTIONS[lang][mode].format(recap=RECAP_SENTENCES.get(age_group, 3))
-    return f"{task}{instruction}\n{CHILD_SAID[lang].format(text=text.strip())}"
+    told = lang.get(language)
+    task = told.mode_instructions[mode.value].format(recap=RECAP_SENTENCES.get(age_group, 3))
+    return f"{task}{instruction}\n{told.child_said.format(text=text.strip())}"

@@ -8,11 +8,12 @@ import threading
 from typing import Any, Iterator
 
 from errors import ModelError
+from llm.backends import Backend
 
 log = logging.getLogger(__name__)
 
 
-class HFInferenceBackend:
+class HFInferenceBackend(Backend):
     """Stream chat completions from Hugging Face's Inference API (or any endpoint at hf_base_url)."""
 
     fine_tuned = False

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+import lang
+
 __all__ = ["SentenceSplitter", "clean_for_speech"]
 
 _TERMINATORS = ".!?…"
@@ -24,19 +26,10 @@ _NO_BREAK_BEFORE = ",;:"
 _CLAUSE_PUNCT = ",;:"
 _DASHES = frozenset({"-", "--", "–", "—"})
 
-# Abbreviations (lower case, without the final dot) after which ". X" is not a sentence end.
-# Single letters (initials "J. R. R.", "z. B.", "d. h.", "p. ex.", fr "M.") are handled by rule.
-# "etc.", "usw." are absent on purpose: they end a sentence unless a lowercase word follows,
-# which is what the default rule does.
-_COMMON_ABBREVIATIONS = frozenset({"mr", "mrs", "ms", "dr", "st", "prof", "e.g", "i.e"})
-_ABBREVIATIONS = {
-    "en": _COMMON_ABBREVIATIONS | {"jr", "sr", "mt", "vs"},
-    "fr": _COMMON_ABBREVIATIONS | {"mm", "mme", "mlle", "mgr", "pr", "ste", "ex", "p.ex", "cf"},
-    "de": _COMMON_ABBREVIATIONS
-    | {"nr", "hr", "fr", "z.b", "d.h", "u.a", "bzw", "ca", "vgl", "evtl", "ggf", "inkl", "bspw"},
-}
-# French puts a (non-breaking) space before ! ? and inside « »: these still belong to the sentence.
-_SPACED_CLOSERS = {"fr": "»!?"}
+# Per language (lang/): the abbreviations after which ". X" is not a sentence end (single letters,
+# initials "J. R. R.", "z. B.", "d. h.", "p. ex.", fr "M.", are handled by rule; "etc.", "usw." are
+# absent on purpose: they end a sentence unless a lowercase word follows, the default rule), the
+# closers written after a space (French "!", "»"), whether "I." is a word and "3." an ordinal.
 
 _NUMBER_TOKEN = re.compile(r"[0-9]{1,3}")
 
@@ -90,11 +83,13 @@ class SentenceSplitter:
             raise ValueError(f"max_words must be at least 1 (got {max_words})")
         self.max_words = max_words
         self.language = language
-        lang = language.lower().replace("_", "-").split("-")[0]
-        self._abbreviations = _ABBREVIATIONS.get(lang, _ABBREVIATIONS["en"])
-        self._spaced_closers = _SPACED_CLOSERS.get(lang, "")
-        self._i_is_word = lang == "en"  # "I." ends a sentence in English; elsewhere it is an initial
-        self._ordinals = lang == "de"  # "am 3. Mai": in German "3." is an ordinal, not an end
+        code = language.lower().replace("_", "-").split("-")[0]
+        # A text utility as before: a code with no file in lang/ ("es", "auto") is split as English.
+        rules = lang.get(code if code in lang.CODES else "en")
+        self._abbreviations = rules.abbreviations
+        self._spaced_closers = rules.spaced_closers
+        self._i_is_word = rules.lone_i_is_a_word  # "I." ends a sentence in English; elsewhere it is an initial
+        self._ordinals = rules.number_dot_is_ordinal  # "am 3. Mai": in German "3." is an ordinal, not an end
         self._reset()
 
     def _reset(self) -> None:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
+import random
 import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Optional, Protocol
 
+import lang
 from safety.lexicon import CATEGORIES
 from safety.rules import Match, normalize, personal_matches, word_matches
 
@@ -51,6 +53,21 @@ class Verdict:
     masked: str = ""
 
 
+@dataclass(frozen=True)
+class Screened:
+    """The child's words after the turn's one input check: what goes on to the model, what the child hears first."""
+
+    request: str  # the request for the model: personal information taken out, a safe topic for an unsafe one
+    say: tuple[str, ...] = ()  # said before anything else: the privacy reminder, the redirect, or care
+    verdict: Optional[Verdict] = None  # what the check stopped; None when the words were fine
+    tell: bool = True  # False: care is the whole answer (self-harm, a disclosure), never a story
+
+    @property
+    def redirected(self) -> bool:
+        """The request was not safe to tell: the story is about something else (or there is none)."""
+        return self.verdict is not None and self.verdict.category != "personal_info"
+
+
 class Classifier(Protocol):
     """An optional model-based layer: label probabilities for a text (see safety/classifier.py)."""
 
@@ -65,6 +82,7 @@ class Meaning(Protocol):
     thresholds: dict[str, float]
 
     def read(self, text: str) -> "Reading": ...
+    def forget(self) -> None: ...
 
 
 class Judge(Protocol):
@@ -77,8 +95,9 @@ class SafetyGuard:
     """Checks what a child says (input) and what the storyteller is about to say (output)."""
 
     def __init__(self, age_group: str, language: str, classifier: Optional[Classifier] = None,
-                 meaning: Optional[Meaning] = None, meaning_on_output: bool = True):
+                 meaning: Optional[Meaning] = None, meaning_on_output: bool = True, rng: Optional[random.Random] = None):
         self.age_group, self.language = age_group, language
+        self.rng = rng or random.Random()  # picks the safe topic of a redirect
         self.blocked = AGE_POLICY[age_group]
         self.classifier = classifier
         self.meaning = meaning  # None: the rule layer alone
@@ -90,6 +109,28 @@ class SafetyGuard:
         self.age_group, self.language, self.blocked = age_group, language, AGE_POLICY[age_group]
         if self.judge is not None and hasattr(self.judge, "age_group"):
             self.judge.age_group = age_group
+
+    def screen(self, text: str) -> Screened:
+        """Check what the child said once, and decide what the turn does with it."""
+        verdict = self.check_input(text)
+        if verdict.ok:
+            return Screened(text)
+        if verdict.category == "personal_info":
+            # Taken out (the model, and a remote server, never see it); the request goes on.
+            return Screened(self.redact(text), (lang.get(self.language).privacy,), verdict)
+        if verdict.category == "self_harm":
+            return Screened("", (lang.get(self.language).self_harm,), verdict, tell=False)
+        if verdict.category == "disclosure":
+            return Screened("", (lang.get(self.language).care,), verdict, tell=False)
+        # Not a request for a children's story: no lecture, a warm turn to a safe topic instead.
+        said = lang.get(self.language)
+        topic = self.rng.choice(said.redirect_topics)
+        return Screened(said.redirect_request.format(topic=topic), (said.redirect.format(topic=topic),), verdict)
+
+    def forget(self) -> None:
+        """A new child: the meaning layer's encoder drops what it kept of the last child's words."""
+        if self.meaning is not None:
+            self.meaning.forget()
 
     def check_output(self, text: str) -> Verdict:
         """A sentence about to be spoken or shown."""

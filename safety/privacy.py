@@ -2,30 +2,37 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from typing import Any, Callable, MutableMapping, Optional
+from typing import Callable, MutableMapping, Optional
+
+from events import BlockedEvent, Event, Heard, Safeguarding, SpeechEnd, TurnEnd, TurnStart
 
 # Events that carry the child's own words, and the field holding them. The end of a turn names the
 # last word the child said before it ("ends on 'dragon'").
-CHILD_WORDS = {"turn_start": "text", "heard": "text", "safeguarding": "words", "speech_end": "words",
-               "turn_end": "end_words"}
+CHILD_WORDS: dict[type[Event], str] = {TurnStart: "text", Heard: "text", Safeguarding: "words", SpeechEnd: "words",
+                                       TurnEnd: "end_words"}
 NOT_KEPT = "[not kept: privacy.keep_transcripts is false]"
 
 
-def scrubber(keep_transcripts: bool, redact: Callable[[str], str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
+def child_words_field(event: Event) -> Optional[str]:
+    """The field of the event that holds the child's own words, or None."""
+    if isinstance(event, BlockedEvent):
+        # What the child said, with only the unsafe part masked: kept like any transcript.
+        return "masked" if event.stage == "input" else None
+    return CHILD_WORDS.get(type(event))
+
+
+def scrubber(keep_transcripts: bool, redact: Callable[[str], str]) -> Callable[[Event], Event]:
     """A filter for the events file: the child's words dropped (or redacted when kept), other text redacted."""
 
-    def scrub(record: dict[str, Any]) -> dict[str, Any]:
-        field = CHILD_WORDS.get(record.get("event", ""))
-        out = dict(record)
-        if field and isinstance(out.get(field), str):
-            out[field] = redact(out[field]) if keep_transcripts else NOT_KEPT
-        elif out.get("event") == "blocked" and out.get("stage") == "input":
-            # The child's words, with only the unsafe part masked: kept like any transcript.
-            out["masked"] = redact(out["masked"]) if keep_transcripts else NOT_KEPT
-        elif isinstance(out.get("text"), str):
-            out["text"] = redact(out["text"])
-        return out
+    def scrub(event: Event) -> Event:
+        field = child_words_field(event)
+        if field and isinstance(getattr(event, field), str):
+            return dataclasses.replace(event, **{field: redact(getattr(event, field)) if keep_transcripts else NOT_KEPT})
+        if isinstance(getattr(event, "text", None), str):
+            return dataclasses.replace(event, text=redact(event.text))
+        return event
 
     return scrub
 

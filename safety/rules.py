@@ -7,7 +7,8 @@ import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
 
-from safety.lexicon import CATEGORIES, FUZZY, LEXICON
+import lang
+from safety.lexicon import CATEGORIES
 
 _LEET = str.maketrans({"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s"})
 
@@ -52,7 +53,7 @@ class Match:
 def _compiled(language: str) -> list[tuple[str, str, re.Pattern[str]]]:
     rules = []
     for category in CATEGORIES:
-        for fragment in LEXICON[language].get(category, ()):
+        for fragment in lang.get(language).safety_words.get(category, ()):
             rules.append((category, fragment, re.compile(rf"(?<![\w'*-]){fragment}(?![\w*-])")))
     return rules
 
@@ -79,7 +80,7 @@ def word_matches(text: str, language: str) -> list[Match]:
             if m and (category, fragment) not in found:
                 found[(category, fragment)] = Match(category, fragment, m.start(), m.end(), exact)
         for m in re.finditer(r"[a-z]{5,}", variant):
-            for category, words in FUZZY.get(language, {}).items():
+            for category, words in lang.get(language).safety_fuzzy.items():
                 for word in words:
                     if _close(m.group(0), word) and (category, "~" + word) not in found:
                         found[(category, "~" + word)] = Match(category, "~" + word, m.start(), m.end(), exact)
@@ -88,66 +89,24 @@ def word_matches(text: str, language: str) -> list[Match]:
 
 # Personal information: each pattern names what it is. Whisper writes spoken numbers as digits,
 # but a child may also say them one by one ("five five five ..."), so both are caught.
-_DIGIT_WORDS = {
-    "en": "zero|oh|one|two|three|four|five|six|seven|eight|nine",
-    # French numbers are said in pairs ("zéro six, douze, trente-quatre"), so the tens count too.
-    "fr": "zero|un|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|treize|quatorze|quinze|seize|vingt|trente|quarante|cinquante|soixante|quatre-vingts?|[a-z]+(?:-[a-z]+)+",
-    "de": "null|eins|zwei|drei|vier|funf|sechs|sieben|acht|neun",
-}
-_STREET = {
-    "en": r"street|st|road|rd|avenue|ave|lane|drive|dr|way|court|close|crescent|boulevard|blvd|terrace|place",
-    "fr": r"rue|avenue|av|boulevard|bd|chemin|allee|impasse|place|route|quai",
-    "de": r"strasse|str|weg|gasse|platz|allee|ring|damm",
-}
-_NAME_INTRO = {
-    "en": r"my name is|my full name is|my name's",
-    "fr": r"je m'appelle|mon nom est|mon nom c'est",
-    "de": r"ich heisse|mein name ist",
-}
-# Weaker introductions ("I'm", "je suis", "ich bin") name someone only when both words are
-# written as names (Whisper capitalises names): "Ich bin Max Müller", not "Ich bin dein Freund".
-_WEAK_INTRO = {"en": r"i'm|i am|i'm called|i am called", "fr": r"je suis", "de": r"ich bin"}
-_SCHOOL = {"en": r"school|academy", "fr": r"ecole|college", "de": r"schule|grundschule|gymnasium"}
-_NOT_NAMES = {  # words after "my name is"/"je suis"/"ich bin" that are not a surname
-    "en": {"and", "but", "so", "i", "im", "the", "a", "years", "year", "from", "in", "at", "not", "very", "too", "also", "please"},
-    "fr": {"et", "mais", "je", "j", "un", "une", "le", "la", "tres", "trop", "pas", "content", "contente", "triste", "ans", "en", "a", "de", "ici"},
-    "de": {"und", "aber", "ich", "ein", "eine", "der", "die", "das", "sehr", "zu", "nicht", "jahre", "in", "aus", "hier", "muede", "mude", "traurig", "froh"},
-}
+# The words (digits said one by one, addresses, schools, introductions) are in each language's file (lang/).
 
 
+@lru_cache(maxsize=None)
 def _personal_patterns(language: str) -> list[tuple[str, re.Pattern[str]]]:
-    digits = _DIGIT_WORDS[language]
-    street = _STREET[language]
-    school = _SCHOOL[language]
+    spoken = lang.get(language)
+    digits = spoken.digit_words
+    # An address said aloud in any language ("emma at mail dot com", "emma arobase mail point fr").
+    at, dot = ("|".join(lang.get(code).spoken_at_dot[i] for code in lang.CODES) for i in (0, 1))
     pats = [
-        ("email", r"[\w.+-]+@[\w-]+\.[\w.]+|\b[\w.]+ (at|arobase|ät) [\w-]+ (dot|point|punkt) (com|org|net|fr|de|ch|co|uk)\b"),
+        ("email", rf"[\w.+-]+@[\w-]+\.[\w.]+|\b[\w.]+ ({at}) [\w-]+ ({dot}) (com|org|net|fr|de|ch|co|uk)\b"),
         ("phone_digits", r"(?<!\d)\+?\d(?:[\s./()-]*\d){6,}"),
-        ("phone", rf"\b(?:(?:{digits})[\s,.-]+){{{4 if language == 'fr' else 6},}}(?:{digits})\b"),
+        ("phone", rf"\b(?:(?:{digits})[\s,.-]+){{{spoken.phone_min_words},}}(?:{digits})\b"),
     ]
-    # School names are looked for only where the child speaks of their own school: a story's
-    # "village school" is nobody's personal information.
-    if language == "en":
-        pats.append(("address", rf"\b\d+[a-z]?,?\s+(?:[a-z]+\s+){{1,3}}(?:{street})\b"))
-        pats.append(("address", r"\bi live (?:at|on) (?:number )?\d+"))
-        pats.append(("school", rf"\b(?:i go to|i'm at|i am at|i attend|i'm in|my school is)\s+(?!(?:a|the|my|our|big|new|kindergarten|preschool|nursery|primary|elementary|middle|high|summer|sunday|swimming|dance|music|art)\s+(?:{school})\b)(?:[a-z'-]+\s+){{1,3}}(?:{school})\b"))
-        pats.append(("school", r"\bmy school(?:'s name)? is (?:called|named) [a-z'-]+"))
-        pats.append(("zip", r"\b(?:zip|post) ?code\b"))
-    elif language == "fr":
-        pats.append(("address", rf"\b\d+(?:\s?(?:bis|ter))?,?\s+(?:{street})\b"))
-        pats.append(("address", rf"\bj'habite (?:au |a |le )?(?:\d+|(?:{street})\b)"))
-        pats.append(("school", rf"\b(?:je vais|je suis|mon ecole|mon college)\b.{{0,12}}\b(?:{school})\s+(?!maternelle|primaire|de musique|de danse)[a-z'-]{{3,}}"))
-        pats.append(("school", rf"\bmon (?:{school}) (?:s'appelle|c'est) [a-z'-]+"))
-        pats.append(("zip", r"\bcode postal\b"))
-    else:
-        pats.append(("address", rf"\b[a-z-]+(?:{street})\s+\d+\b"))
-        pats.append(("address", rf"\bich wohne (?:in der|im|am|in|auf der) [a-z-]+(?:{street})\b"))
-        pats.append(("school", r"\b(?:ich gehe|gehe|ich bin|meine schule)\b.{0,20}?\b(?!grundschule\b|vorschule\b|schule\b)[a-z-]{3,}(?:schule|gymnasium)\b"))
-        pats.append(("school", r"\bmeine schule heisst [a-z'-]+"))
-        pats.append(("zip", r"\bpostleitzahl\b"))
+    # Then the language's own: addresses, school names (looked for only where the child speaks of their
+    # own school: a story's "village school" is nobody's personal information), postcodes.
+    pats.extend(spoken.personal_patterns)
     return [(kind, re.compile(p)) for kind, p in pats]
-
-
-_PERSONAL = {lang: _personal_patterns(lang) for lang in LEXICON}
 
 
 def personal_matches(text: str, language: str, spoken_by_child: bool = True) -> list[Match]:
@@ -159,28 +118,23 @@ def personal_matches(text: str, language: str, spoken_by_child: bool = True) -> 
     norm = normalize(text)
     kinds = None if spoken_by_child else {"email", "phone_digits"}
     found = [Match("personal_info", kind.removesuffix("_digits"), m.start(), m.end())
-             for kind, p in _PERSONAL[language] if kinds is None or kind in kinds for m in p.finditer(norm)]
+             for kind, p in _personal_patterns(language) if kinds is None or kind in kinds for m in p.finditer(norm)]
     if not spoken_by_child:
         return sorted(found, key=lambda x: x.start)
     # A full name: the introduction followed by two name-like words ("my name is Emma Stone").
-    for m in re.finditer(rf"\b(?:{_NAME_INTRO[language]})\s+([a-z'-]+)\s+([a-z'-]+)(?:\s+([a-z'-]+))?", norm):
+    spoken = lang.get(language)
+    for m in re.finditer(rf"\b(?:{spoken.name_intro})\s+([a-z'-]+)\s+([a-z'-]+)(?:\s+([a-z'-]+))?", norm):
         first, last = m.group(1), m.group(2)
-        if first not in _NOT_NAMES[language] and last not in _NOT_NAMES[language] and len(last) > 1 and not _is_common(last, language):
+        if first not in spoken.not_names and last not in spoken.not_names and len(last) > 1 and not _is_common(last, language):
             found.append(Match("personal_info", "full_name", m.start(1), m.end(2)))
     if len(norm) == len(text):  # positions line up with the original, whose capitals tell names
-        for m in re.finditer(rf"(?i:\b(?:{_WEAK_INTRO[language]}))\s+([A-ZÀ-Ý][\w'-]+)\s+([A-ZÀ-Ý][\w'-]+)", text):
+        for m in re.finditer(rf"(?i:\b(?:{spoken.weak_intro}))\s+([A-ZÀ-Ý][\w'-]+)\s+([A-ZÀ-Ý][\w'-]+)", text):
             found.append(Match("personal_info", "full_name", m.start(1), m.end(2)))
     return sorted(found, key=lambda x: x.start)
 
 
-# Words that follow a first name in ordinary speech ("my name is Emma and ...", "je suis Emma
-# aussi"); anything else after a first name is taken as a surname, to err on the side of privacy.
-_COMMON_AFTER_NAME = {
-    "en": {"and", "but", "so", "too", "please", "tell", "can", "could", "i", "what", "hello", "hi", "thank", "thanks", "i'm", "how", "will", "would", "let's", "lets", "yes", "no", "ok", "okay", "now", "today"},
-    "fr": {"et", "mais", "aussi", "raconte", "tu", "s'il", "merci", "bonjour", "salut", "oui", "non", "peux", "j'ai", "je", "est-ce", "aujourd'hui"},
-    "de": {"und", "aber", "auch", "erzahl", "erzahle", "kannst", "bitte", "danke", "hallo", "ja", "nein", "ich", "wie", "heute"},
-}
-
-
 def _is_common(word: str, language: str) -> bool:
-    return word in _COMMON_AFTER_NAME[language] or word.endswith(("ing", "ly")) and language == "en"
+    """A word that follows a first name in ordinary speech ("my name is Emma and ...", "je suis Emma
+    aussi"); anything else after a first name is taken as a surname, to err on the side of privacy."""
+    spoken = lang.get(language)
+    return word in spoken.common_after_name or word.endswith(spoken.common_suffixes)

@@ -185,6 +185,10 @@ class MeaningLayer:
         """Class probabilities for rows of features."""
         return self.head.probabilities(features)
 
+    def forget(self) -> None:
+        """Drop the features the encoder keeps of recent texts (a new child's session)."""
+        self.encoder.forget()
+
     def read(self, text: str) -> Reading:
         """What one sentence says."""
         return self.reading(self.probabilities(self.encoder([text], self.layers))[0])

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Callable, Optional
 
-from safety.privacy import CHILD_WORDS
+from events import Event
+from safety.privacy import child_words_field
 from screen.state import ScreenState
 from wsserver import WebSocketSink
 
@@ -20,18 +22,17 @@ def pages() -> dict[str, tuple[str, bytes]]:
     return found
 
 
-def child_words_redacted(redact: Callable[[str], str]) -> Callable[[dict[str, Any]], dict[str, Any]]:
-    """A record filter: what the child said with names, addresses, ... replaced; the story's words untouched.
+def child_words_redacted(redact: Callable[[str], str]) -> Callable[[Event], Event]:
+    """An event filter: what the child said with names, addresses, ... replaced; the story's words untouched.
 
     The story's sentences are left as they are so the `word` events still match the sentence shown.
     """
 
-    def scrub(record: dict[str, Any]) -> dict[str, Any]:
-        name = record.get("event", "")
-        field = CHILD_WORDS.get(name) or ("masked" if name == "blocked" and record.get("stage") == "input" else None)
-        if field and isinstance(record.get(field), str):
-            return {**record, field: redact(record[field])}
-        return record
+    def scrub(event: Event) -> Event:
+        field = child_words_field(event)
+        if field and isinstance(getattr(event, field), str):
+            return dataclasses.replace(event, **{field: redact(getattr(event, field))})
+        return event
 
     return scrub
 

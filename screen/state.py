@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any, Optional
 
-# Events that change what the screen shows; the rest (timings, turn_end details) are not sent.
-SHOWN = {"session_start", "teacher", "listening", "speech_start", "heard", "turn_start", "blocked", "speak_start", "word",
-         "speak_end", "speak_stopped", "turn_end", "question", "answer_judged", "choice", "error"}
+from events import (AnswerJudged, BlockedEvent, ChoiceMade, ErrorEvent, Event, Heard, Listening, QuestionAsked,
+                    SessionStart, SpeakEnd, SpeakStart, SpeakStopped, SpeechStart, TeacherAction, TurnEnd, TurnStart,
+                    WordSpoken)
 
 
 class ScreenState:
@@ -20,51 +20,48 @@ class ScreenState:
         # event, if any, comes before `turn_start`), and then masked where it was unsafe.
         self._heard = ""
 
-    def update(self, record: dict[str, Any]) -> Optional[str]:
-        """Apply one bus record; the new state as a JSON message, or None when nothing shown changed."""
-        name = record.get("event")
-        if name not in SHOWN:
-            return None
+    def update(self, event: Event) -> Optional[str]:
+        """Apply one event from the bus; the new state as a JSON message, or None when nothing shown changed."""
         d = self.data
-        if name == "teacher":
-            if record.get("action") != "language" or not record.get("ok"):
-                return None
-            d["language"] = record.get("value") or d["language"]  # the page's own words follow the kiosk's language
-        elif name == "session_start":
-            # A new child's session: nothing of the last child's stays on the screen.
-            d.update(face="idle", sentence="", previous="", word=-1, heard="", question="",
-                     language=record.get("language", d["language"]))
-            self._heard = ""
-        elif name in ("listening", "speech_start"):
-            d["face"] = "listening"
-        elif name == "heard":
-            self._heard, d["face"] = record["text"], "thinking"
-        elif name == "blocked":
-            if record["stage"] != "input":
-                return None
-            self._heard = record["masked"]
-        elif name == "turn_start":
-            d["face"], d["heard"] = "thinking", self._heard or record["text"]
-            self._heard = ""
-        elif name == "speak_start":
-            d["previous"] = d["sentence"] if d["sentence"] != record["text"] else d["previous"]
-            d["sentence"], d["word"], d["face"] = record["text"], -1, "speaking"
-        elif name == "word":
-            if record["sentence"] == d["sentence"]:
-                d["word"] = record["index"]
-        elif name in ("speak_end", "speak_stopped"):
-            d["word"] = -1 if name == "speak_stopped" else d["word"]
-        elif name == "turn_end":
-            d["face"], d["heard"] = "idle", ""
-        elif name == "question":
-            d["question"], d["choices"] = record["text"], []
-        elif name == "answer_judged":
-            if not record.get("hint"):
+        match event:
+            case TeacherAction(action="language", ok=True, value=value):
+                d["language"] = value or d["language"]  # the page's own words follow the kiosk's language
+            case SessionStart(language=language):
+                # A new child's session: nothing of the last child's stays on the screen.
+                d.update(face="idle", sentence="", previous="", word=-1, heard="", question="", language=language)
+                self._heard = ""
+            case Listening() | SpeechStart():
+                d["face"] = "listening"
+            case Heard(text=text):
+                self._heard, d["face"] = text, "thinking"
+            case BlockedEvent(stage="input", masked=masked):
+                self._heard = masked
+            case TurnStart(text=text):
+                d["face"], d["heard"] = "thinking", self._heard or text
+                self._heard = ""
+            case SpeakStart(text=text):
+                d["previous"] = d["sentence"] if d["sentence"] != text else d["previous"]
+                d["sentence"], d["word"], d["face"] = text, -1, "speaking"
+            case WordSpoken(sentence=sentence, index=index):
+                if sentence == d["sentence"]:
+                    d["word"] = index
+            case SpeakEnd():
+                pass  # the lit word stays on the last one; the state is sent all the same
+            case SpeakStopped():
+                d["word"] = -1
+            case TurnEnd():
+                d["face"], d["heard"] = "idle", ""
+            case QuestionAsked(text=text):
+                d["question"], d["choices"] = text, []
+            case AnswerJudged(hint=hint):
+                if not hint:
+                    d["question"] = ""
+            case ChoiceMade():
                 d["question"] = ""
-        elif name == "choice":
-            d["question"] = ""
-        elif name == "error":
-            d["face"] = "idle"
+            case ErrorEvent():
+                d["face"] = "idle"
+            case _:  # not shown (timings, the acknowledgement, other teacher actions, ...): not sent
+                return None
         return self.message()
 
     def message(self) -> str:

@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 from urllib.parse import parse_qs, urlsplit
 
+import lang
 from errors import ConfigError
+from events import Event, SessionEnd, SessionStart, TeacherAction
 from screen.server import TYPES  # the same content types as the read-along screen
 from settings import AGE_GROUPS, LANGUAGES, normalize_age_group
 from wsserver import WebSocketSink, lan_address
@@ -30,12 +32,11 @@ log = logging.getLogger("storyteller.teacher")
 STATIC = Path(__file__).with_name("static") / "teacher"
 MIN_PIN = 4
 QUESTIONS = {"off": "Off", "on_request": "When a child asks", "after_story": "After each story"}
-LANGUAGE_NAMES = {"en": "English", "fr": "French", "de": "German"}
 NO_VALUE = ("pause", "resume", "next_child", "status")
 ACTIONS = NO_VALUE + ("age_group", "language", "voice", "volume", "questions")
-PUSH_ON = frozenset({"teacher", "session_start", "session_end"})  # the records after which the status changes
+PUSH_ON = (TeacherAction, SessionStart, SessionEnd)  # the events after which the status changes
 # What the page draws its choices from, sent with every status (the page has no list of its own to drift).
-OPTIONS = {"age_groups": list(AGE_GROUPS), "languages": {code: LANGUAGE_NAMES.get(code, code) for code in LANGUAGES},
+OPTIONS = {"age_groups": list(AGE_GROUPS), "languages": {code: lang.get(code).name for code in LANGUAGES},
            "questions": QUESTIONS}
 # The page loads only its own files and talks only to its own server; nobody may frame it (clickjacking).
 CSP = "default-src 'self'; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
@@ -96,7 +97,7 @@ def describe(command: dict[str, Any]) -> str:
         "pause": "Paused", "resume": "Resumed", "next_child": "Ready for the next child: a fresh session",
         "status": "",
         "age_group": f"Age group is now {value}",
-        "language": f"Language is now {LANGUAGE_NAMES.get(value, value)}",
+        "language": f"Language is now {lang.get(value).name if value in LANGUAGES else value}",
         "voice": f"Voice is now {value}",
         "volume": f"Volume is now {round(value * 100) if isinstance(value, float) else value}%",
         "questions": f"Questions: {QUESTIONS.get(value, value)}",
@@ -146,9 +147,9 @@ class TeacherServer(WebSocketSink):
     def _status_message(self) -> str:
         return json.dumps({"type": "status", "options": OPTIONS, **self._snapshot()}, ensure_ascii=False, default=str)
 
-    def _push(self, record: dict[str, Any]) -> Optional[str]:
+    def _push(self, event: Event) -> Optional[str]:
         # Only the status ever goes out: the teacher's page shows no child's words.
-        return self._status_message() if record.get("event") in PUSH_ON else None
+        return self._status_message() if isinstance(event, PUSH_ON) else None
 
     @staticmethod
     def _reply(fields: dict[str, Any]) -> str:

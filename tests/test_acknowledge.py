@@ -2,7 +2,8 @@
 
 import random
 
-from acknowledge import LINES, Acknowledger
+import lang
+from acknowledge import Acknowledger
 from llm.prompts import Mode
 
 
@@ -19,5 +20,5 @@ def test_every_language_has_a_line_for_every_mode_but_repeat():
             if mode is Mode.REPEAT:  # said at once: no courtesy line before it
                 assert Acknowledger(language).line(mode) is None
             else:
-                assert Acknowledger(language).line(mode) in LINES[language][mode]
+                assert Acknowledger(language).line(mode) in lang.get(language).acknowledgements[mode.value]
 

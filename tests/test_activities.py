@@ -7,15 +7,15 @@ import random
 
 import pytest
 
-from activities import lines
+import lang
 from activities.choices import match_choice, parse_choice
 from activities.flow import Activities
 from activities.questions import QA, fallback_questions, is_dont_know, judge, parse_questions, words_match
 from activities.summary import Summary
-from events import EventBus
+from events import AnswerJudged, BlockedEvent, ChoiceMade, EventBus, QuestionAsked, SentenceReady, TurnStart
 from llm.storyteller import Storyteller
 from pipeline import Session
-from safety import lines as safety_lines
+from turn import Stages
 from safety.guard import SafetyGuard
 from tests.fakes import ScriptedBackend
 from tests.helpers import run_main
@@ -30,15 +30,20 @@ STORY = ["Little Fox found a blue feather. ", "She gave it to the jay. ", "The j
 
 def make_session(replies, language="en", questions="after_story", choices=False, summary=None):
     bus = EventBus()
-    records: list[dict] = []
+    records: list = []
     bus.subscribe(records.append)
     backend = ScriptedBackend(replies)
-    guard = SafetyGuard("Early Elementary", language)
-    teller = Storyteller(backend, "Early Elementary", language, 1500, 30, guard=guard, rng=random.Random(0))
-    acts = Activities(backend, guard, "Early Elementary", language, questions=questions, choices=choices,
+    guard = SafetyGuard("Early Elementary", language, rng=random.Random(0))
+    teller = Storyteller(backend, "Early Elementary", language, 1500, 30)
+    acts = Activities(teller.complete, guard.check_output, "Early Elementary", language, questions=questions, choices=choices,
                       summary=summary, rng=random.Random(0))
     shown: list[str] = []
-    return Session(teller, bus, show=shown.append, activities=acts), backend, records, shown
+    return Session(Stages(teller, bus, show=shown.append, guard=guard, activities=acts)), backend, records, shown
+
+
+def completing(reply):
+    """A model that answers one activity question with `reply`, as the storyteller's complete() does."""
+    return Storyteller(ScriptedBackend([reply]), "Early Elementary", "en", 1500, 30).complete
 
 
 def test_parse_questions_and_fallback():
@@ -70,30 +75,30 @@ def test_dont_know_and_silence(said, language):
 
 def test_the_model_judges_meaning_when_words_differ():
     qa = QA("How did the fox feel?", "happy", "Think of a smile.")
-    assert judge(ScriptedBackend([["Yes."]]), qa, "she was really glad", "en").correct
-    assert not judge(ScriptedBackend([["No, it is not."]]), qa, "she was sad", "en").correct
-    assert judge(ScriptedBackend([["mumble"]]), qa, "glad", "en").method == "match"  # no verdict: words decide
+    assert judge(completing(["Yes."]), qa, "she was really glad", "en").correct
+    assert not judge(completing(["No, it is not."]), qa, "she was sad", "en").correct
+    assert judge(completing(["mumble"]), qa, "glad", "en").method == "match"  # no verdict: words decide
 
 
 def test_questions_after_a_story_with_hint_retry_and_kind_answer(tmp_path):
     summary = Summary(str(tmp_path / "summary.json"), "Early Elementary", "en", SafetyGuard("Early Elementary", "en").redact)
     session, backend, records, shown = make_session([STORY, QUESTIONS, ["No."], ["No."]], summary=summary)
     session.run_turn("Tell me a story about a fox")
-    assert shown[-2:] == [lines.INTRO["en"], "Who found the blue feather?"]
+    assert shown[-2:] == [lang.get("en").quiz_intro, "Who found the blue feather?"]
     session.run_turn("the little fox")  # right
-    assert shown[-2] in lines.PRAISE["en"] and shown[-1] == "What colour was the feather?"
+    assert shown[-2] in lang.get("en").praise and shown[-1] == "What colour was the feather?"
     session.run_turn("green")  # wrong: a hint (the model judge says no)
-    assert shown[-1] == lines.HINT["en"].format(hint="It is the colour of the sky.")
+    assert shown[-1] == lang.get("en").hint.format(hint="It is the colour of the sky.")
     session.run_turn("blu")  # right on the second try, as Whisper might spell it
-    assert shown[-2] in lines.PRAISE["en"]
+    assert shown[-2] in lang.get("en").praise
     session.run_turn("")  # silence: warmly, a clue
-    assert shown[-1] == lines.DONT_KNOW_HINT["en"].format(hint="It is a bird.")
+    assert shown[-1] == lang.get("en").dont_know_hint.format(hint="It is a bird.")
     session.run_turn("i don't know")  # twice: the answer, kindly, and the round ends
-    assert shown[-2:] == [lines.TELL["en"].format(answer="the jay"), lines.DONE["en"]]
-    judged = [(r["number"], r["correct"], r["hint"], r["dont_know"]) for r in records if r["event"] == "answer_judged"]
+    assert shown[-2:] == [lang.get("en").tell.format(answer="the jay"), lang.get("en").quiz_done]
+    judged = [(e.number, e.correct, e.hint, e.dont_know) for e in records if isinstance(e, AnswerJudged)]
     assert judged == [(1, True, False, False), (2, False, True, False), (2, True, False, False), (3, False, True, True), (3, False, False, True)]
-    assert [r["text"] for r in records if r["event"] == "question"] == ["Who found the blue feather?", "What colour was the feather?", "Who said thank you?"]
-    assert not any("Little Fox" in json.dumps(r) for r in records if r["event"] == "question")  # answers stay hidden
+    assert [e.text for e in records if isinstance(e, QuestionAsked)] == ["Who found the blue feather?", "What colour was the feather?", "Who said thank you?"]
+    assert not any("Little Fox" in json.dumps(e.as_record()) for e in records if isinstance(e, QuestionAsked))  # answers stay hidden
     data = json.loads((tmp_path / "summary.json").read_text())
     [kept] = data["sessions"]
     assert (kept["stories"], kept["questions_asked"], kept["answered_right"]) == (1, 3, 2)
@@ -104,7 +109,7 @@ def test_stop_word_and_a_new_story_request_end_the_questions():
     session, backend, records, shown = make_session([STORY, QUESTIONS, ["A new story."]])
     session.run_turn("Tell me a story about a fox")
     session.run_turn("stop")
-    assert shown[-1] == lines.STOPPED["en"] and not session.activities.waiting
+    assert shown[-1] == lang.get("en").quiz_stopped and not session.stages.activities.waiting
     session.run_turn("tell me a story about a whale")
     assert "A new story." in shown
 
@@ -113,16 +118,16 @@ def test_off_topic_answer_gets_a_hint_not_a_new_story():
     session, backend, records, shown = make_session([STORY, QUESTIONS, ["No."]])
     session.run_turn("Tell me a story about a fox")
     session.run_turn("I like pizza")
-    assert shown[-1] == lines.HINT["en"].format(hint="She has a bushy tail.")
+    assert shown[-1] == lang.get("en").hint.format(hint="She has a bushy tail.")
 
 
 def test_an_unsafe_answer_ends_the_quiz_and_gets_the_safety_redirect():
     session, backend, records, shown = make_session([STORY, QUESTIONS, ["A penguin story."]])
     session.run_turn("Tell me a story about a fox")
     session.run_turn("i want to kill myself")
-    assert shown[-1] == safety_lines.SELF_HARM["en"]
-    assert not session.activities.waiting
-    assert [r["category"] for r in records if r["event"] == "blocked"] == ["self_harm"]
+    assert shown[-1] == lang.get("en").self_harm
+    assert not session.stages.activities.waiting
+    assert [e.category for e in records if isinstance(e, BlockedEvent)] == ["self_harm"]
 
 
 def test_an_unsafe_question_from_the_model_is_never_asked():
@@ -137,11 +142,11 @@ def test_ask_me_a_question_on_request_in_french():
     fr_q = ["Q: Qu'a trouvé le renard ? | A: une plume | H: Elle vient d'un oiseau."]
     session, backend, records, shown = make_session([fr_story, fr_q], language="fr", questions="on_request")
     session.run_turn("Raconte-moi une histoire de renard")
-    assert not session.activities.waiting  # on_request: no questions by themselves
+    assert not session.stages.activities.waiting  # on_request: no questions by themselves
     session.run_turn("pose-moi une question")
-    assert shown[-2:] == [lines.INTRO["fr"], "Qu'a trouvé le renard ?"]
+    assert shown[-2:] == [lang.get("fr").quiz_intro, "Qu'a trouvé le renard ?"]
     session.run_turn("une plum")
-    assert shown[-2] in lines.PRAISE["fr"]
+    assert shown[-2] in lang.get("fr").praise
 
 
 @pytest.mark.parametrize(("sentence", "language", "options"), [
@@ -165,14 +170,17 @@ def test_choice_point_flow_with_a_reask_and_the_story_going_on():
                                                     questions="off")
     session.run_turn("Let me choose! A story about a bear")
     assert "exactly two options" in backend.prompts[0][-1]["content"]  # the model was asked for a choice
-    assert session.activities.waiting
+    assert session.stages.activities.waiting
     session.run_turn("hmm maybe")  # unclear: one friendly re-ask
-    assert shown[-1] == lines.REASK_CHOICE["en"].format(a="go into the cave", b="follow the river")
+    assert shown[-1] == lang.get("en").reask_choice.format(a="go into the cave", b="follow the river")
     session.run_turn("the river")
-    assert lines.CHILD_PICKED["en"].format(choice="follow the river") in shown
+    assert lang.get("en").child_picked.format(choice="follow the river") in shown
     assert backend.prompts[1][-1]["content"].endswith("The child said: follow the river")
     assert shown[-1] == "The end."
-    assert [(r["chosen"], r["by"]) for r in records if r["event"] == "choice"] == [("follow the river", "child")]
+    assert [(e.chosen, e.by) for e in records if isinstance(e, ChoiceMade)] == [("follow the river", "child")]
+    # The pick and the story along it are one turn, with one number (the re-ask was turn 2).
+    assert [e.turn for e in records if isinstance(e, TurnStart)] == [1, 3] and session.turns == 3
+    assert {e.turn for e in records if isinstance(e, SentenceReady) and "waterfall" in e.text} == {3}
 
 
 def test_unclear_twice_the_story_picks():
@@ -181,8 +189,8 @@ def test_unclear_twice_the_story_picks():
     session.run_turn("A story about a bear")
     session.run_turn("hmm")
     session.run_turn("I don't know")
-    choice = next(r for r in records if r["event"] == "choice")
-    assert choice["by"] == "story" and choice["chosen"] in ("go into the cave", "follow the river")
+    choice = next(e for e in records if isinstance(e, ChoiceMade))
+    assert choice.by == "story" and choice.chosen in ("go into the cave", "follow the river")
 
 
 def test_text_mode_story_questions_answers_and_summary_end_to_end(tiny, tmp_path):
@@ -193,8 +201,8 @@ def test_text_mode_story_questions_answers_and_summary_end_to_end(tiny, tmp_path
     out = run_main("--config", str(config), "--text", "--mute", stdin="Tell me a story about a robot\nthe robut\n")
     assert out.returncode == 0, out.stderr
     said = out.stdout.splitlines()
-    assert lines.INTRO["en"] in said and "Who was the story about?" in said
-    assert any(line in lines.PRAISE["en"] for line in said), said
+    assert lang.get("en").quiz_intro in said and "Who was the story about?" in said
+    assert any(line in lang.get("en").praise for line in said), said
     summary = (tmp_path / "summary.md").read_text()
     assert "1 questions asked, 1 answered right" in summary and "robut" not in summary
 

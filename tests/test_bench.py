@@ -8,6 +8,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,17 +31,17 @@ def results(tiny, tmp_path_factory) -> dict[str, dict]:
     tmp = tmp_path_factory.mktemp("bench")
     config = str(tiny / "config.yaml")
     runs = {
-        "llm": ["bench/llm.py", "--config", config, "--max-new-tokens", "8"],
-        "overhead": ["bench/overhead.py", "--configs", config, "--max-new-tokens", "12", "--repeats", "1"],
-        "turn": ["bench/turn.py", "--configs", config, "--clips", "1", "--max-new-tokens", "8", "--no-pace"],
-        "stt": ["bench/stt.py", "--engines", "faster-whisper", "--clips", "2"],
-        "tts": ["bench/tts.py", "--engines", "pyttsx3"],
+        "llm_speed": ["-m", "bench.llm_speed", "--config", config, "--max-new-tokens", "8"],
+        "overhead": ["-m", "bench.overhead", "--configs", config, "--max-new-tokens", "12", "--repeats", "1"],
+        "turn": ["-m", "bench.turn", "--configs", config, "--clips", "1", "--max-new-tokens", "8", "--no-pace"],
+        "stt": ["-m", "bench.stt", "--engines", "faster-whisper", "--clips", "2"],
+        "tts": ["-m", "bench.tts", "--engines", "pyttsx3"],
         "intent": ["-m", "bench.intent", "--patterns-only"],
         "turn_taking": ["-m", "bench.turn_taking", "--voices", "1", "--limit", "1", "--configs", "words,silence"],
     }
     if importlib.util.find_spec("llama_cpp") or os.environ.get("CI"):
         # The tiny model stands in for Phi-3-mini's shape: every measurement of the CPU path, small.
-        runs["cpu_quant"] = ["bench/cpu_quant.py", "--shape-dir", str(tiny), "--work-dir", str(tmp / "gguf"),
+        runs["cpu_quant"] = ["-m", "bench.cpu_quant", "--shape-dir", str(tiny), "--work-dir", str(tmp / "gguf"),
                              "--rows", "q8_0", "--prompt-tokens", "64", "--new-tokens", "16", "--new-turn-tokens", "8",
                              "--history", "200", "--drop", "60", "--system-tokens", "20", "--context", "512",
                              "--threads", "1"]
@@ -48,7 +49,7 @@ def results(tiny, tmp_path_factory) -> dict[str, dict]:
     out = {}
     for name, (proc, path) in procs.items():
         log, _ = proc.communicate(timeout=180)
-        assert proc.returncode == 0, f"bench/{name}.py failed:\n{log[-3000:]}"
+        assert proc.returncode == 0, f"python -m bench.{name} failed:\n{log[-3000:]}"
         out[name] = json.loads(path.read_text())
         out[name]["stdout"] = log
     return out
@@ -61,7 +62,7 @@ def _check_meta(meta: dict) -> None:
 
 
 def test_llm_row_through_the_project_backend(results):
-    data = results["llm"]
+    data = results["llm_speed"]
     _check_meta(data["meta"])
     (row,) = data["rows"]
     assert not row.get("skipped"), row
@@ -133,12 +134,16 @@ def test_intent_rows_per_language_and_label(results):
     assert len(data["labels"]) == 9 and data["timing"]["patterns"]["ms_median"] >= 0
 
 
-def test_table_and_json_helpers(tmp_path):
-    sys.path.insert(0, str(ROOT))
-    from bench.common import format_table, write_json
-
-    table = format_table([{"a": "x", "b": 1.5, "c": None}, {"a": "yy", "b": 20, "c": 3}], [("a", "A"), ("b", "B"), ("c", "C")])
-    lines = table.splitlines()
-    assert lines[0].split() == ["A", "B", "C"] and lines[2].split() == ["x", "1.5", "-"]
-    write_json(str(tmp_path / "r.json"), {"m": 1}, [{"r": 2}], turns=[])
-    assert json.loads((tmp_path / "r.json").read_text()) == {"meta": {"m": 1}, "rows": [{"r": 2}], "turns": []}
+def test_printed_table_matches_the_json(results):
+    """The table on standard output (bench/common.py) has one line per JSON row, a missing value printed as '-'."""
+    data = results["turn_taking"]
+    lines = data["stdout"].splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("end of turn by"))
+    assert set(lines[head + 1]) == {"-", " "}  # the rule under the header
+    body = lines[head + 2: head + 2 + len(data["rows"])]
+    assert len(body) == len(data["rows"]) >= 4
+    for row, line in zip(data["rows"], body):
+        cells = re.split(r"\s{2,}", line)  # columns are two spaces apart; a set's name may hold one
+        shown = [row["config"], row["set"], *("-" if row[k] is None else str(row[k]) for k in ("n", "cut"))]
+        assert cells[:4] == shown, (line, row)
+        assert (cells[-1] == "-") == (row["turn_model_ms"] is None), (line, row)  # no turn model in these configs

@@ -17,9 +17,9 @@ from audio.listen import create_listener
 from audio.turn_model import TurnModel, create_turn_model, packaged_model
 from audio.vad import FRAME_S
 from errors import ListenError
-from events import EventBus
+from events import EventBus, SpeechEnd
 from settings import ListenSettings
-from tests.speech_clips import (
+from harness.speech_clips import (
     CHILD_VOICES,
     PAUSED_REQUESTS,
     REQUESTS,
@@ -107,7 +107,7 @@ def test_whole_requests_in_classroom_babble_still_end(ear):
         heard, end_s = end_of(listener, mixed, tail_s=0.0)
         assert heard is not None and heard.text, text
         assert end_s - 1.0 - voiced_end_s(speech) <= 1.5, (text, end_s)
-        assert not any(r["event"] == "speech_end" and r["forced"] for r in records), records
+        assert not any(isinstance(e, SpeechEnd) and e.forced for e in records), records
 
 
 def test_smart_turn_reads_the_last_8_s_and_gives_a_probability():
@@ -139,5 +139,5 @@ def test_the_sound_scores_each_early_end_when_it_is_on():
     listener = create_listener(ListenSettings(turn_model="smart-turn", turn_threshold=0.0), "en", bus)
     listener.inline = True
     heard, _ = end_of(listener, np.concatenate([silence(0.4), espeak("Tell me a story about a dragon.", *CHILD_VOICES[0])]))
-    end = next(r for r in seen if r["event"] == "speech_end")
-    assert heard is not None and end["words"].startswith("ends on") and 0.0 <= end["turn_p"] <= 1.0, end
+    end = next(e for e in seen if isinstance(e, SpeechEnd))
+    assert heard is not None and end.words.startswith("ends on") and 0.0 <= end.turn_p <= 1.0, end

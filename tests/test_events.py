@@ -1,5 +1,6 @@
 """The event bus and its sinks: JSON lines and a local WebSocket."""
 
+import dataclasses
 import json
 import time
 
@@ -19,6 +20,25 @@ def test_json_lines_have_event_time_and_fields(tmp_path):
     sink.close()
     record = json.loads(path.read_text())
     assert record["event"] == "sentence" and record["text"] == "Il était une fois." and record["t"] >= 0
+
+
+def test_subscribers_get_the_typed_event_and_the_file_its_json(tmp_path):
+    clock = iter([10.0, 11.23456, 12.5]).__next__  # the bus's start, then one reading per event
+    bus, path, got = EventBus(clock=clock), tmp_path / "ev.jsonl", []
+    sink = JsonLinesSink(str(path))
+    bus.subscribe(got.append)
+    bus.subscribe(sink)
+    sent = bus.emit(SentenceReady(turn=1, index=0, text="Il était une fois."))
+    bus.emit(TurnStart(turn=2, text="a dragon", mode="new_story"))
+    sink.close()
+    assert got[0] is sent and isinstance(sent, SentenceReady) and sent.t == 1.2346
+    assert got[0] == SentenceReady(turn=1, index=0, text="Il était une fois.")  # the time is not compared
+    # The file's lines are what they always were: event, time, then the fields in their order.
+    assert path.read_text(encoding="utf-8").splitlines() == [
+        '{"event": "sentence", "t": 1.2346, "turn": 1, "index": 0, "text": "Il était une fois."}',
+        '{"event": "turn_start", "t": 2.5, "turn": 2, "text": "a dragon", "mode": "new_story", "mode_by": "", "mode_p": null}']
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        sent.text = "changed"  # one event reaches every subscriber: none may change it for the others
 
 
 def test_websocket_clients_follow_the_events():

@@ -11,9 +11,11 @@ from audio.speak import Speaker
 from audio.stt import Transcript
 from audio.tts import Audio
 from audio.vad import FRAME_SAMPLES, EndpointConfig
-from events import EventBus
+from events import ErrorEvent, EventBus, TurnEnd
 from llm.storyteller import Storyteller
-from pipeline import SORRY, Session
+from pipeline import Session
+import lang
+from turn import Stages
 from tests.fakes import ScriptedBackend
 
 SPEECH, QUIET = np.full(FRAME_SAMPLES, 0.3, np.float32), np.zeros(FRAME_SAMPLES, np.float32)
@@ -81,9 +83,9 @@ class FlakySynth:
 def make_session(replies, synth, transcriber, bus):
     # Loud frames are speech to this scorer; the noise floor then keeps quiet frames out.
     listener = Listener(lambda f: float(np.abs(f).max() > 0.1), transcriber, bus, EndpointConfig(0.25, 0.5, 15.0))
-    speaker = Speaker(synth, bus, recorder=None, output=None)
+    speaker = Speaker(synth, bus, recorder=None, output=None).start()
     teller = Storyteller(ScriptedBackend(replies), "Early Elementary", "en", 800, 30)
-    return Session(teller, bus, show=lambda text: None, speaker=speaker), listener, speaker
+    return Session(Stages(teller, bus, show=lambda text: None, speaker=speaker)), listener, speaker
 
 
 def run(session, listener, turns):
@@ -104,8 +106,8 @@ def test_transcriber_failure_is_apologised_for_and_the_next_turn_works():
     session, listener, speaker = make_session([["Once upon a time."]], synth, FlakyTranscriber(fail_on={1}), bus)
     run(session, listener, turns=2)
     speaker.close()
-    assert [r["stage"] for r in log if r["event"] == "error"] == ["listen"]
-    assert synth.spoken[0] == SORRY["en"]
+    assert [e.stage for e in log if isinstance(e, ErrorEvent)] == ["listen"]
+    assert synth.spoken[0] == lang.get("en").sorry
     assert "Once upon a time." in synth.spoken  # the second turn was answered
 
 
@@ -125,8 +127,8 @@ def test_model_failure_mid_story_is_apologised_for_and_the_next_turn_works():
     session.storyteller.backend = Broken([["The end."]])
     run(session, listener, turns=2)
     speaker.close()
-    assert [r["stage"] for r in log if r["event"] == "error"] == ["llm"]
-    assert SORRY["en"] in synth.spoken and synth.spoken[-1] == "The end."
+    assert [e.stage for e in log if isinstance(e, ErrorEvent)] == ["llm"]
+    assert lang.get("en").sorry in synth.spoken and synth.spoken[-1] == "The end."
 
 
 def test_voice_failure_skips_one_sentence_and_the_story_goes_on():
@@ -136,9 +138,9 @@ def test_voice_failure_skips_one_sentence_and_the_story_goes_on():
     session, listener, speaker = make_session([["One. ", "Two. ", "Three."]], synth, FlakyTranscriber(), bus)
     run(session, listener, turns=1)
     speaker.close()
-    assert [r["stage"] for r in log if r["event"] == "error"] == ["tts"]
+    assert [e.stage for e in log if isinstance(e, ErrorEvent)] == ["tts"]
     assert synth.spoken[-2:] == ["One.", "Three."]
-    assert any(r["event"] == "turn_end" for r in log)
+    assert any(isinstance(e, TurnEnd) for e in log)
 
 
 @pytest.mark.integration
@@ -167,9 +169,9 @@ def test_microphone_failure_is_apologised_for_once_and_the_device_reopened():
     mic = DyingMic(stop)
     session.run_voice(listener, mic, stop)
     speaker.close()
-    assert [r["stage"] for r in log if r["event"] == "error"] == ["microphone", "microphone"]
+    assert [e.stage for e in log if isinstance(e, ErrorEvent)] == ["microphone", "microphone"]
     assert mic.restarts == 2
-    assert synth.spoken.count(SORRY["en"]) == 1  # said once, not at every retry
+    assert synth.spoken.count(lang.get("en").sorry) == 1  # said once, not at every retry
     assert synth.spoken[-1] == "Once upon a time."  # and the child's turn after it was answered
 
 

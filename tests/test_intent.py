@@ -7,11 +7,14 @@ import json
 import numpy as np
 import pytest
 
-from events import EventBus
+import lang
+from events import EventBus, TurnStart
 from llm.intent import LABELS, WEIGHTS, Context, IntentRouter, decide, pattern_scores
-from llm.prompts import MODE_INSTRUCTIONS, NOTHING_TO_REPEAT, Mode, user_prompt
-from llm.storyteller import ReplyDone, Sentence, Storyteller, TurnPlan, to_repeat
+from llm.prompts import Mode, user_prompt
+from events import SentenceReady as Sentence
+from llm.storyteller import FirstToken, ReplyDone, Storyteller, to_repeat
 from pipeline import Session
+from turn import Stages
 from safety.semantic import Head
 from tests.fakes import ScriptedBackend
 from tests.helpers import run_main
@@ -146,9 +149,9 @@ def told_a_story() -> tuple[Storyteller, ScriptedBackend]:
 def test_repeat_says_the_last_sentences_at_once_without_the_model():
     teller, backend = told_a_story()
     items = list(teller.stream("say that again"))
-    assert isinstance(items[0], TurnPlan) and items[0].mode is Mode.REPEAT
+    assert not any(isinstance(i, FirstToken) for i in items)  # no model: said at once
     assert [i.text for i in items if isinstance(i, Sentence)] == ["Behind it was a garden.", "The fox smiled."]
-    assert len(backend.prompts) == 1 and isinstance(items[-1], ReplyDone) and items[-1].tokens == 0
+    assert len(backend.prompts) == 1 and isinstance(items[-1], ReplyDone) and items[-1].pieces == 0
     teller.played(2)  # the child stopped the story after two sentences: the last one heard comes again
     assert [i.text for i in teller.stream("what?") if isinstance(i, Sentence)] == STORY[:2]  # the last one is short
 
@@ -166,7 +169,7 @@ def test_repeat_before_anything_was_said():
 
     said = [i.text for i in teller.stream("what?", decision=Decision(Mode.REPEAT, "repeat", "patterns"))
             if isinstance(i, Sentence)]
-    assert said == [NOTHING_TO_REPEAT["en"]]
+    assert said == [lang.get("en").nothing_to_repeat]
 
 
 def test_recap_sends_the_story_and_the_childs_own_words():
@@ -175,7 +178,7 @@ def test_recap_sends_the_story_and_the_childs_own_words():
     assert said == ["It was about a fox who found a key."]
     prompt = backend.prompts[1]
     assert prompt[2] == {"role": "assistant", "content": " ".join(STORY)}  # the story it recaps
-    assert prompt[-1]["content"] == (MODE_INSTRUCTIONS["en"][Mode.RECAP].format(recap=3)
+    assert prompt[-1]["content"] == (lang.get("en").mode_instructions[Mode.RECAP.value].format(recap=3)
                                      + "\nThe child said: what was the story about?")
     assert "Tell a new story" not in prompt[-1]["content"]
 
@@ -199,7 +202,7 @@ def test_each_mode_is_announced_and_only_stories_start_activities():
         def handle(self, text, cancel=None):
             return None
 
-        def instruction_for(self, text, mode):
+        def take_instruction(self, text, mode):
             return ""
 
         def after_story(self, story, last, ended_at_choice, cancel=None, lesson=False):
@@ -211,13 +214,13 @@ def test_each_mode_is_announced_and_only_stories_start_activities():
     teller = Storyteller(backend, "Early Elementary", "en", memory_tokens=2000, max_sentence_words=30)
     bus, records, activities = EventBus(), [], Recording()
     bus.subscribe(records.append)
-    session = Session(teller, bus, show=lambda text: None, activities=activities)
+    session = Session(Stages(teller, bus, show=lambda text: None, activities=activities))
     for text in ("Tell me a story about a fox", "what was the story about", "tell the story again", "say that again",
                  "teach me about rain"):
         session.run_turn(text)
-    starts = [r for r in records if r["event"] == "turn_start"]
-    assert [r["mode"] for r in starts] == ["new_story", "recap", "retell", "repeat", "lesson"]
-    assert all(r["mode_by"] == "patterns" for r in starts)
+    starts = [e for e in records if isinstance(e, TurnStart)]
+    assert [e.mode for e in starts] == ["new_story", "recap", "retell", "repeat", "lesson"]
+    assert all(e.mode_by == "patterns" for e in starts)
     assert activities.after == [False, False, True]  # the story, the retelling, the lesson (asked questions)
 
 

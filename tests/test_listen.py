@@ -9,11 +9,11 @@ import pytest
 import soundfile as sf
 
 from audio.listen import Microphone, create_listener
-from audio.stt import Guard
+from audio.stt import HallucinationFilter
 from audio.vad import FRAME_S
-from events import EventBus
+from events import EventBus, Heard, Listening, NoSpeech, SpeechEnd, SpeechStart
 from settings import ListenSettings
-from tests.speech_clips import RATE, REQUESTS, VOICES, babble, espeak, frames_of, mix_at_snr, silence
+from harness.speech_clips import RATE, REQUESTS, VOICES, babble, espeak, frames_of, mix_at_snr, silence
 
 NORMALIZE = jiwer.Compose([jiwer.ToLowerCase(), jiwer.RemovePunctuation(), jiwer.RemoveMultipleSpaces(), jiwer.Strip()])
 
@@ -56,7 +56,7 @@ def test_silence_and_noise_never_start_a_turn(listener, bus_log):
     for clip in (silence(3.0), (0.03 * rng.standard_normal(3 * RATE)).astype(np.float32)):
         bus_log[1].clear()
         assert listen_to(listener, clip) is None
-        assert [r["event"] for r in bus_log[1]] == ["listening", "no_speech"]
+        assert [type(e) for e in bus_log[1]] == [Listening, NoSpeech]
 
 
 def test_one_sentence_between_silences_is_exactly_one_turn(listener, bus_log):
@@ -69,8 +69,8 @@ def test_one_sentence_between_silences_is_exactly_one_turn(listener, bus_log):
     second = listener.listen(frames, threading.Event())  # the rest of the clip
     assert first is not None and wer([text], [first.text]) <= 0.15, first
     assert second is None
-    names = [r["event"] for r in bus_log[1]]
-    assert names.count("speech_start") == 1 and names.count("heard") == 1
+    kinds = [type(e) for e in bus_log[1]]
+    assert kinds.count(SpeechStart) == 1 and kinds.count(Heard) == 1
 
 
 def test_first_syllable_is_kept_by_the_pre_roll(listener):
@@ -93,8 +93,8 @@ def test_speech_over_classroom_babble_at_10_db(listener, bus_log):
         result = listener.listen(frames_of(mixed, counter), threading.Event())
         truth.append(text)
         heard.append(result.text if result else "")
-        ends = [r for r in bus_log[1] if r["event"] == "speech_end"]
-        assert ends and not ends[0]["forced"], "the turn had to be cut by max_utterance_s"
+        ends = [e for e in bus_log[1] if isinstance(e, SpeechEnd)]
+        assert ends and not ends[0].forced, "the turn had to be cut by max_utterance_s"
         speech_end = offset + len(speech) / RATE
         delays.append(counter[0] * FRAME_S - speech_end)
     assert max(delays) < 2.0, delays  # ends within 2 s of the child stopping, not at 15 s
@@ -102,12 +102,12 @@ def test_speech_over_classroom_babble_at_10_db(listener, bus_log):
     assert wer(truth, heard) <= 0.55, list(zip(truth, heard))
 
 
-def test_hallucination_guard_rules():
-    guard = Guard()
-    assert not guard.keeps(no_speech_prob=0.95, avg_logprob=-1.2, compression_ratio=1.0)  # tiny.en's "You" on silence
-    assert not guard.keeps(no_speech_prob=0.1, avg_logprob=-2.0, compression_ratio=1.0)
-    assert not guard.keeps(no_speech_prob=0.1, avg_logprob=-0.3, compression_ratio=3.0)
-    assert guard.keeps(no_speech_prob=0.1, avg_logprob=-0.3, compression_ratio=1.4)
+def test_hallucination_filter_rules():
+    kept = HallucinationFilter().keeps
+    assert not kept(no_speech_prob=0.95, avg_logprob=-1.2, compression_ratio=1.0)  # tiny.en's "You" on silence
+    assert not kept(no_speech_prob=0.1, avg_logprob=-2.0, compression_ratio=1.0)
+    assert not kept(no_speech_prob=0.1, avg_logprob=-0.3, compression_ratio=3.0)
+    assert kept(no_speech_prob=0.1, avg_logprob=-0.3, compression_ratio=1.4)
 
 
 def test_listening_through_a_real_microphone_device(pulse, listener, tmp_path):

@@ -5,7 +5,8 @@ import threading
 import pytest
 
 from llm.backends import create_backend
-from llm.storyteller import ReplyDone, Sentence, Storyteller
+from events import SentenceReady as Sentence
+from llm.storyteller import ReplyDone, Storyteller
 from settings import load_settings
 from tests.helpers import run_main
 
@@ -37,7 +38,7 @@ def test_tiny_model_tells_a_story_in_sentences(backend):
     said = [i.text for i in items if isinstance(i, Sentence)]
     assert len(said) >= 2
     assert all(s[-1] in ".!?\"”" for s in said[:-1]), said
-    assert isinstance(items[-1], ReplyDone) and items[-1].tokens > 5
+    assert isinstance(items[-1], ReplyDone) and items[-1].pieces > 5
 
 
 def test_adapter_is_really_applied(llm, backend):

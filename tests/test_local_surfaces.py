@@ -17,7 +17,7 @@ import urllib.request
 import pytest
 from websockets.sync.client import connect
 
-from events import BlockedEvent, EventBus, Heard, JsonLinesSink, SentenceReady, SpeakStart, TurnStart
+from events import BlockedEvent, EventBus, Heard, JsonLinesSink, Listening, SentenceReady, SpeakStart, TurnStart
 from safety.guard import SafetyGuard
 from safety.privacy import NOT_KEPT, scrubber
 from screen.server import start_screen
@@ -50,10 +50,10 @@ def test_a_browser_page_from_elsewhere_is_refused_and_the_screens_own_page_is_no
     assert refused(ev, origin=EVIL) == 403
     assert refused(sc, origin=EVIL) == 403
     assert refused(ev, origin=f"http://127.0.0.1:{screen.port}") == 403  # the events socket allows no page at all
-    events({"event": "listening", "t": 0})
+    events(Listening(t=0))
     with connect(ev) as robot:  # no Origin header: a program, not a web page
         wait_for(lambda: len(events._clients) == 1)
-        events({"event": "listening", "t": 1})
+        events(Listening(t=1))
         assert json.loads(robot.recv(timeout=5))["t"] == 1
     for own in (f"http://127.0.0.1:{screen.port}", f"http://localhost:{screen.port}", f"http://[::1]:{screen.port}"):
         with connect(sc, origin=own) as page:
@@ -143,7 +143,7 @@ def stuck_client(port: int) -> socket.socket:
 
 
 def test_a_client_that_stops_reading_is_dropped_and_close_does_not_wait_for_it(events):
-    big = {"event": "sentence", "text": "x" * 128_000}
+    big = SentenceReady(turn=1, index=0, text="x" * 128_000)
     # A send blocked longer than the send timeout: dropped (the queue never filled).
     with stuck_client(events.port):
         assert wait_for(lambda: len(events._clients) == 1)
@@ -214,9 +214,9 @@ def test_the_screen_shows_what_the_child_said_redacted():
     guard = SafetyGuard("Early Elementary", "en")
     sink = start_screen("127.0.0.1", 0, "en", redact=guard.redact)
     try:
-        sink({"event": "heard", "t": 0, "text": CHILD, "language": "en", "duration": 2.0})
-        sink({"event": "turn_start", "t": 0, "turn": 1, "text": CHILD, "mode": "new_story"})
-        sink({"event": "speak_start", "t": 1, "text": "Once upon a time, Anna Smith found a fox."})
+        sink(Heard(text=CHILD, language="en", duration=2.0, t=0))
+        sink(TurnStart(turn=1, text=CHILD, mode="new_story", t=0))
+        sink(SpeakStart(text="Once upon a time, Anna Smith found a fox.", t=1))
         with connect(f"ws://127.0.0.1:{sink.port}/ws") as page:
             state = json.loads(page.recv(timeout=5))
         assert state["heard"] == "my name is [full_name] and [address]"
@@ -268,16 +268,14 @@ def test_a_page_from_another_origin_cannot_read_either_socket_in_a_real_browser(
     other = http.server.ThreadingHTTPServer(("127.0.0.1", 0), lambda *a: _Quiet(*a, directory=str(tmp_path)))
     threading.Thread(target=other.serve_forever, daemon=True).start()
     try:
-        for record in ({"event": "heard", "t": 0, "text": "a fox", "language": "en", "duration": 1.0},
-                       SpeakStart(text="Once upon a time.")):
-            record = record if isinstance(record, dict) else {"event": record.name, "t": 1, **record.to_dict()}
-            events(record)
-            screen(record)
+        for event in (Heard(text="a fox", language="en", duration=1.0, t=0), SpeakStart(text="Once upon a time.", t=1)):
+            events(event)
+            screen(event)
         driver.get(f"http://127.0.0.1:{other.server_address[1]}/evil.html")
         log = lambda: driver.find_element("id", "log").text  # noqa: E731
         assert wait_for(lambda: "events closed" in log() and "screen closed" in log(), timeout=15), log()
-        events({"event": "listening", "t": 2})  # nothing is sent to it later either
-        screen({"event": "listening", "t": 2})
+        events(Listening(t=2))  # nothing is sent to it later either
+        screen(Listening(t=2))
         time.sleep(0.5)
         assert "open" not in log() and "message" not in log(), log()
         # The read-along page: refused without its token, working with it (the page passes it on to /ws).

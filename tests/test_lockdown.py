@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -14,9 +15,11 @@ from pathlib import Path
 import pytest
 
 from errors import ConfigError, SinkError
-from events import EventBus, JsonLinesSink, Listening
+from events import ErrorEvent, EventBus, JsonLinesSink, Listening, SentenceReady, TurnEnd, TurnStart
 from llm.storyteller import Storyteller
-from pipeline import TOO_LONG, RequestLimit, Session
+from pipeline import Session
+import lang
+from turn import RequestLimit, Stages
 from safety.privacy import NO_TELEMETRY
 from tests.fakes import ScriptedBackend
 from tests.helpers import ROOT, run_main
@@ -28,8 +31,8 @@ from tests.helpers import ROOT, run_main
 def test_a_failing_subscriber_is_reported_once_and_the_others_still_get_every_event(caplog):
     bus, got, calls = EventBus(), [], []
 
-    def broken(record):
-        calls.append(record["event"])
+    def broken(event):
+        calls.append(type(event))
         if len(calls) <= 3:
             raise OSError(28, "No space left on device")
 
@@ -37,11 +40,11 @@ def test_a_failing_subscriber_is_reported_once_and_the_others_still_get_every_ev
     bus.subscribe(got.append, name="screen")
     for _ in range(5):
         bus.emit(Listening())
-    names = [r["event"] for r in got]
-    assert names.count("listening") == 5
-    assert names.count("error") == 1  # one error event while it keeps failing, not one per event
-    error = next(r for r in got if r["event"] == "error")
-    assert error["stage"] == "events file" and "No space left" in error["message"]
+    kinds = [type(e) for e in got]
+    assert kinds.count(Listening) == 5
+    assert kinds.count(ErrorEvent) == 1  # one error event while it keeps failing, not one per event
+    error = next(e for e in got if isinstance(e, ErrorEvent))
+    assert error.stage == "events file" and "No space left" in error.message
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len([w for w in warnings if "failed" in w]) == 1 and any("working again" in w for w in warnings)
     assert len(calls) == 5  # retried with every event
@@ -51,18 +54,18 @@ def test_events_file_on_a_full_disk_keeps_the_lines_and_writes_them_when_it_can(
     """/dev/full is a real device whose every write fails with ENOSPC, as a full disk does."""
     path = tmp_path / "events.jsonl"
     sink = JsonLinesSink(str(path))
-    sink({"event": "a", "n": 1})
+    sink(SentenceReady(turn=1, index=0, text="a"))
     good = sink._file
     sink._file = open("/dev/full", "ab", buffering=0)  # the disk fills up
     for n in (2, 3):
         with pytest.raises(SinkError, match="No space left on device"):
-            sink({"event": "a", "n": n})
+            sink(SentenceReady(turn=n, index=0, text="a"))
     sink._file.close()
     sink._file = good  # room again
-    sink({"event": "a", "n": 4})
+    sink(SentenceReady(turn=4, index=0, text="a"))
     sink.close()
     lines = path.read_text().splitlines()
-    assert [json.loads(line)["n"] for line in lines] == [1, 2, 3, 4]  # nothing lost, in order, no torn line
+    assert [json.loads(line)["turn"] for line in lines] == [1, 2, 3, 4]  # nothing lost, in order, no torn line
 
 
 def test_events_path_that_cannot_be_opened_is_a_config_error(tmp_path):
@@ -96,7 +99,7 @@ def session(backend: ScriptedBackend, limit: RequestLimit = RequestLimit()):
     bus, records, shown = EventBus(), [], []
     bus.subscribe(records.append)
     teller = Storyteller(backend, "Early Elementary", "en", memory_tokens=1500, max_sentence_words=30)
-    return Session(teller, bus, show=shown.append, request_limit=limit), records, shown
+    return Session(Stages(teller, bus, show=shown.append, request_limit=limit)), records, shown
 
 
 def test_a_huge_request_gets_a_kind_line_and_never_reaches_the_model():
@@ -105,16 +108,16 @@ def test_a_huge_request_gets_a_kind_line_and_never_reaches_the_model():
     t0 = time.monotonic()
     s.run_turn("a" * 100_000)
     assert time.monotonic() - t0 < 1.0  # checked before anything that reads it (generous bound)
-    assert shown == [TOO_LONG["en"]] and backend.prompts == []
-    assert [r["stage"] for r in records if r["event"] == "error"] == ["input"]
-    assert not any(r["event"] == "turn_start" for r in records)
+    assert shown == [lang.get("en").too_long] and backend.prompts == []
+    assert [e.stage for e in records if isinstance(e, ErrorEvent)] == ["input"]
+    assert not any(isinstance(e, TurnStart) for e in records)
 
 
 def test_a_request_within_the_characters_but_over_the_tokens_is_refused_too():
     backend = ScriptedBackend()
     s, records, shown = session(backend, RequestLimit(chars=600, tokens=20))
     s.run_turn("dog " * 30)  # 120 characters, 33 "tokens" for the scripted model
-    assert shown == [TOO_LONG["en"]] and backend.prompts == []
+    assert shown == [lang.get("en").too_long] and backend.prompts == []
     s.run_turn("Tell me a story about a dog.")  # a normal request still gets its story
     assert backend.prompts and shown[-1] == "The end."
 
@@ -160,7 +163,7 @@ def test_stop_typed_with_nothing_running_starts_no_story():
     s, records, shown = session(backend)
     s.run_text(["stop\n", "Stop!\n"], threading.Event())
     assert backend.prompts == [] and shown == []
-    assert not any(r["event"] == "turn_start" for r in records)
+    assert not any(isinstance(e, TurnStart) for e in records)
 
 
 def test_stop_typed_while_a_story_is_told_ends_it():
@@ -169,7 +172,7 @@ def test_stop_typed_while_a_story_is_told_ends_it():
     backend.on_piece = lambda i: time.sleep(0.01)
     s, records, shown = session(backend)
     started = threading.Event()
-    s.show = lambda text: (shown.append(text), started.set())
+    s.stages = dataclasses.replace(s.stages, show=lambda text: (shown.append(text), started.set()))
 
     def typed():
         yield "Tell me a very long story\n"
@@ -177,9 +180,9 @@ def test_stop_typed_while_a_story_is_told_ends_it():
         yield "stop\n"
 
     s.run_text(typed(), threading.Event())
-    end = next(r for r in records if r["event"] == "turn_end")
-    assert end["cancelled"] and 1 <= len(shown) < 150
-    assert [r["event"] for r in records].count("turn_start") == 1  # "stop" was not a turn of its own
+    end = next(e for e in records if isinstance(e, TurnEnd))
+    assert end.cancelled and 1 <= len(shown) < 150
+    assert [type(e) for e in records].count(TurnStart) == 1  # "stop" was not a turn of its own
 
 
 # --- nothing phones home ---------------------------------------------------------------------------
@@ -189,7 +192,7 @@ def _store(home: Path) -> list[Path]:
 
 
 def test_onnxruntime_keeps_no_telemetry_store_for_a_listening_session(tiny, tmp_path):
-    from tests.speech_clips import espeak
+    from harness.speech_clips import espeak
     import soundfile as sf
 
     # onnxruntime also stays quiet where CI is set (as in the project's CI): without it, as on a kiosk.
@@ -285,7 +288,9 @@ def test_sigterm_mid_story_on_a_real_device_ends_within_2_s(pulse, tiny, tmp_pat
     rc, took = _signal_and_time(proc, signal.SIGTERM)
     assert rc == 130 and took < 2.0, (rc, took)
     assert "Traceback" not in proc.stderr.read()
-    assert '"event": "turn_end"' not in events.read_text()  # it was stopped mid-story, not after it
+    # Stopped mid-story, not after it: the turn ends cancelled (its end is still reported), nothing played whole.
+    ends = [json.loads(line) for line in events.read_text().splitlines() if '"event": "turn_end"' in line]
+    assert all(e["cancelled"] and e["sentences_played"] == 0 for e in ends), ends
 
 
 def test_teachers_summary_that_cannot_be_written_is_kept_and_written_when_it_can(tmp_path, caplog):

@@ -8,11 +8,12 @@ import sys
 import numpy as np
 import pytest
 
+import lang
 from errors import ModelError
-from events import EventBus
+from events import BlockedEvent, EventBus, Safeguarding
 from llm.storyteller import Storyteller
 from pipeline import Session
-from safety import lines
+from turn import Stages
 from safety.corpus import FIELDS, label_of, load_rows, read_tsv
 from safety.guard import SafetyGuard
 from safety.privacy import NOT_KEPT, scrubber
@@ -85,14 +86,13 @@ def test_a_broken_meaning_layer_leaves_the_rules_deciding():
 def session_with(meaning, keep_transcripts=False):
     backend = ScriptedBackend()
     guard = SafetyGuard("Early Elementary", "en", meaning=meaning)
-    teller = Storyteller(backend, "Early Elementary", "en", memory_tokens=1500, max_sentence_words=30, guard=guard,
-                         rng=random.Random(0))
+    teller = Storyteller(backend, "Early Elementary", "en", memory_tokens=1500, max_sentence_words=30)
     bus, records, shown = EventBus(), [], []
     bus.subscribe(records.append)
     scrub = scrubber(keep_transcripts, guard.redact)
-    kept: list[dict] = []
-    bus.subscribe(lambda r: kept.append(scrub(r)))
-    return Session(teller, bus, show=shown.append), backend, records, kept, shown
+    kept: list = []
+    bus.subscribe(lambda e: kept.append(scrub(e)))
+    return Session(Stages(teller, bus, show=shown.append, guard=guard)), backend, records, kept, shown
 
 
 @pytest.mark.parametrize("language", ["en", "fr", "de"])
@@ -100,14 +100,14 @@ def test_a_child_who_tells_of_harm_hears_care_never_a_story_and_the_teacher_is_t
     said = {"en": "my dad hits me when he is angry", "fr": "mon papa il me tape quand il est fâché",
             "de": "mein papa haut mich wenn er wütend ist"}[language]
     session, backend, records, kept, shown = session_with(Scripted({said: reading(disclosure=0.9)}))
-    session.storyteller.language = session.storyteller.guard.language = language
+    session.storyteller.language = session.stages.guard.language = language
     session.run_turn(said)
-    assert shown == [lines.CARE[language]]
+    assert shown == [lang.get(language).care]
     assert backend.prompts == []  # no story: the model is never asked
-    (event,) = [r for r in records if r["event"] == "safeguarding"]
-    assert event["concern"] == "disclosure" and event["words"] == said  # on the bus, in the app
-    (stored,) = [r for r in kept if r["event"] == "safeguarding"]
-    assert stored["words"] == NOT_KEPT  # what leaves the app keeps no words of the child
+    (event,) = [e for e in records if isinstance(e, Safeguarding)]
+    assert event.concern == "disclosure" and event.words == said  # on the bus, in the app
+    (stored,) = [e for e in kept if isinstance(e, Safeguarding)]
+    assert stored.words == NOT_KEPT  # what leaves the app keeps no words of the child
 
 
 def test_a_request_that_tries_to_talk_past_the_rules_gets_the_redirect():
@@ -115,8 +115,8 @@ def test_a_request_that_tries_to_talk_past_the_rules_gets_the_redirect():
     session, backend, records, kept, shown = session_with(Scripted({said: reading(jailbreak=0.9)}))
     backend.enqueue(["Once upon a time a little fox found a stone."])
     session.run_turn(said)
-    blocked = [r for r in records if r["event"] == "blocked"]
-    assert blocked and blocked[0]["stage"] == "input"
+    blocked = [e for e in records if isinstance(e, BlockedEvent)]
+    assert blocked and blocked[0].stage == "input"
     assert shown[0].startswith("Hmm, let's pick a different adventure!")
     assert said not in backend.prompts[0][-1]["content"]  # the model never sees the request
 
@@ -126,9 +126,9 @@ def test_a_request_that_tries_to_talk_past_the_rules_gets_the_redirect():
 
 def test_the_training_corpus_is_well_formed_and_large():
     rows = load_rows(ROOT / "safety" / "data")
-    by_lang = {lang: [r for r in rows if r.lang == lang] for lang in ("en", "fr", "de")}
-    for lang, subset in by_lang.items():
-        assert len(subset) >= 2000, lang  # thousands per language
+    by_lang = {code: [r for r in rows if r.lang == code] for code in ("en", "fr", "de")}
+    for code, subset in by_lang.items():
+        assert len(subset) >= 2000, code  # thousands per language
         labels = {label_of(r) for r in subset}
         assert {"safe", "older", "disclosure", "jailbreak"} <= labels
         assert len([label for label in labels if label.startswith("unsafe:")]) >= 13
@@ -164,11 +164,11 @@ NEW_SAFE = [
 
 def test_the_trained_layer_reads_new_sentences(trained):
     # The bench measures how often (BENCHMARKS.md, 5); here: most of these new ones, none by the word lists.
-    caught = [not SafetyGuard("Early Elementary", lang, meaning=trained).check_output(text).ok for lang, text in NEW_UNSAFE]
+    caught = [not SafetyGuard("Early Elementary", code, meaning=trained).check_output(text).ok for code, text in NEW_UNSAFE]
     assert sum(caught) >= len(NEW_UNSAFE) - 2, caught
-    for lang, text in NEW_UNSAFE:
-        assert SafetyGuard("Early Elementary", lang, meaning=trained, meaning_on_output=False).check_output(text).ok
-    blocked = [not SafetyGuard("Early Elementary", lang, meaning=trained).check_output(text).ok for lang, text in NEW_SAFE]
+    for code, text in NEW_UNSAFE:
+        assert SafetyGuard("Early Elementary", code, meaning=trained, meaning_on_output=False).check_output(text).ok
+    blocked = [not SafetyGuard("Early Elementary", code, meaning=trained).check_output(text).ok for code, text in NEW_SAFE]
     assert sum(blocked) <= 1, blocked
     said = "um the big boys at school push me down every day and take my lunch"
     assert SafetyGuard("Early Elementary", "en", meaning=trained).check_input(said).category == "disclosure"
@@ -316,7 +316,7 @@ def test_the_app_answers_a_disclosure_with_care_and_tells_the_teacher(tiny, tmp_
     out = run_main("--text", "--mute", "--config", str(config), "--events", str(events),
                    stdin="um the big kids at school hit me every day and say nobody likes me\n")
     assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == lines.CARE["en"]
+    assert out.stdout.strip() == lang.get("en").care
     assert "safeguarding: a child may need a grown-up's help (disclosure" in out.stderr
     assert '"event": "safeguarding"' in events.read_text()
     audit = run_main("--check-safety", "-", "--config", str(config),

@@ -13,10 +13,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import pytest
 
 from errors import ModelError
-from events import EventBus
+from events import ErrorEvent, EventBus
 from llm.backends import create_backend
-from llm.storyteller import Sentence, Storyteller
-from pipeline import SORRY, Session
+from events import SentenceReady as Sentence
+from llm.storyteller import Storyteller
+from pipeline import Session
+import lang
+from turn import Stages
 from settings import LLMSettings
 from tests.fakes import ScriptedBackend
 
@@ -116,9 +119,9 @@ def test_server_down_or_dying_mid_reply_is_a_clear_error_and_the_child_hears_a_f
     teller = Storyteller(create_backend(llm(server)), "Toddlers", "en", memory_tokens=800, max_sentence_words=30)
     bus, shown, records = EventBus(), [], []
     bus.subscribe(records.append)
-    Session(teller, bus, show=shown.append).run_turn("Tell me a story")
-    assert shown == [SORRY["en"]]
-    assert [r["stage"] for r in records if r["event"] == "error"] == ["llm"]
+    Session(Stages(teller, bus, show=shown.append)).run_turn("Tell me a story")
+    assert shown == [lang.get("en").sorry]
+    assert [e.stage for e in records if isinstance(e, ErrorEvent)] == ["llm"]
 
 
 def test_fallback_to_the_local_model_when_the_server_is_down(monkeypatch):

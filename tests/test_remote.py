@@ -12,7 +12,8 @@ import pytest
 
 from errors import ModelError
 from llm.backends import create_backend
-from llm.storyteller import Sentence, Storyteller
+from events import SentenceReady as Sentence
+from llm.storyteller import Storyteller
 from settings import LLMSettings
 
 WORDS = ["Once", " upon", " a", " time", ",", " a", " fox", " sang", ".", " The", " moon", " smiled", ". "] * 10

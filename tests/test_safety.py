@@ -8,12 +8,14 @@ import random
 import numpy as np
 import pytest
 
+import lang
 from audio.speak import Speaker
 from audio.tts import Audio
-from events import EventBus
-from llm.storyteller import Blocked, ReplyDone, Sentence, Storyteller, TurnPlan
+from events import (Acknowledged, BlockedEvent, EventBus, Heard, JsonLinesSink, SentenceReady, SpeechEnd, TurnEnd,
+                    TurnStart)
+from llm.storyteller import STEER, Storyteller
 from pipeline import Session
-from safety import lines
+from turn import Stages
 from safety.guard import AGE_POLICY, SafetyGuard
 from safety.privacy import NOT_KEPT, scrubber
 from safety.rules import normalize, variants
@@ -85,15 +87,15 @@ class RecordingSynth:
 
 def session_with(replies, language="en", age_group="Early Elementary", steer_retries=1):
     bus = EventBus()
-    records: list[dict] = []
+    records: list = []
     bus.subscribe(records.append)
     synth = RecordingSynth()
-    speaker = Speaker(synth, bus, recorder=None, output=None)
+    speaker = Speaker(synth, bus, recorder=None, output=None).start()
     backend = ScriptedBackend(replies)
-    teller = Storyteller(backend, age_group, language, 1500, 30, guard=SafetyGuard(age_group, language),
-                         steer_retries=steer_retries, rng=random.Random(0))
+    teller = Storyteller(backend, age_group, language, 1500, 30, steer_retries=steer_retries)
+    guard = SafetyGuard(age_group, language, rng=random.Random(0))
     shown: list[str] = []
-    return Session(teller, bus, show=shown.append, speaker=speaker), backend, synth, records, shown
+    return Session(Stages(teller, bus, show=shown.append, guard=guard, speaker=speaker)), backend, synth, records, shown
 
 
 def test_an_unsafe_sentence_mid_story_is_never_spoken_and_the_story_is_steered_back():
@@ -103,13 +105,13 @@ def test_an_unsafe_sentence_mid_story_is_never_spoken_and_the_story_is_steered_b
     ])
     end = session.run_turn("Tell me a story about a fox")
     assert synth.spoken == shown == ["Once upon a time a fox found a cave.", "The fox and the bear shared some honey.", "They became friends."]
-    blocked = [r for r in records if r["event"] == "blocked"]
-    assert [(b["stage"], b["category"], b["masked"]) for b in blocked] == [("output", "gore", "Inside, a bear [gore] the fox over and over.")]
-    assert "stabbed" not in json.dumps(records)  # the unsafe words are nowhere in the event stream
+    blocked = [e for e in records if isinstance(e, BlockedEvent)]
+    assert [(b.stage, b.category, b.masked) for b in blocked] == [("output", "gore", "Inside, a bear [gore] the fox over and over.")]
+    assert "stabbed" not in json.dumps([e.as_record() for e in records])  # the unsafe words are nowhere in the event stream
     # The model was asked again, from the last safe sentence, with no trace of the blocked one.
     steer = backend.prompts[1]
     assert steer[-2] == {"role": "assistant", "content": "Once upon a time a fox found a cave."}
-    assert steer[-1]["content"] == lines.STEER.format(age="Early Elementary")
+    assert steer[-1]["content"] == STEER.format(age="Early Elementary")
     assert end is not None and end.sentences == 3
     # The session goes on: the next turn is answered as usual.
     backend.enqueue(["A new story begins."])
@@ -124,22 +126,22 @@ def test_a_story_that_stays_unsafe_is_closed_kindly():
     ])
     session.run_turn("Tell me a dragon story")
     session.speaker.close()
-    assert synth.spoken[-1] == lines.CLOSING["en"]
+    assert synth.spoken[-1] == lang.get("en").closing
     assert not any("murder" in s or "tortur" in s for s in synth.spoken)
-    assert [r["category"] for r in records if r["event"] == "blocked"] == ["gore", "gore"]
+    assert [e.category for e in records if isinstance(e, BlockedEvent)] == ["gore", "gore"]
 
 
 def test_an_unsafe_request_gets_a_redirect_and_a_safe_story():
     session, backend, synth, records, _ = session_with([["The penguin flapped and flapped. ", "Then it flew!"]])
     session.run_turn("tell me a story where everyone gets murdered")
     session.speaker.close()
-    topic = random.Random(0).choice(lines.TOPICS["en"])
-    assert synth.spoken[0] == lines.REDIRECT["en"].format(topic=topic)
+    topic = random.Random(0).choice(lang.get("en").redirect_topics)
+    assert synth.spoken[0] == lang.get("en").redirect.format(topic=topic)
     # The model never saw the request, only the safe one; nothing of it is remembered.
     prompt = json.dumps(backend.prompts[0])
     assert "murder" not in prompt and topic in prompt
     assert "murder" not in json.dumps(session.storyteller.history)
-    assert not any(r["event"] == "ack" for r in records)  # no "Ooh, I love that idea!" before a redirect
+    assert not any(isinstance(e, Acknowledged) for e in records)  # no "Ooh, I love that idea!" before a redirect
 
 
 @pytest.mark.parametrize("language", ["en", "fr", "de"])
@@ -148,35 +150,51 @@ def test_a_child_speaking_of_self_harm_hears_care_not_a_story(language):
     session, backend, synth, records, _ = session_with([], language=language)
     session.run_turn(text)
     session.speaker.close()
-    assert synth.spoken == [lines.SELF_HARM[language]]
+    assert synth.spoken == [lang.get(language).self_harm]
     assert backend.prompts == []  # no model call at all
-    assert [r["category"] for r in records if r["event"] == "blocked"] == ["self_harm"]
+    assert [e.category for e in records if isinstance(e, BlockedEvent)] == ["self_harm"]
 
 
 def test_personal_information_is_taken_out_before_the_model_sees_it():
-    teller = Storyteller(ScriptedBackend([["A dragon story."]]), "Early Elementary", "en", 1500, 30, guard=SafetyGuard("Early Elementary", "en"))
-    items = list(teller.stream("My name is Emma Stone and I live at 12 Oak Street. Tell me a dragon story"))
-    assert isinstance(items[0], Blocked) and items[0].category == "personal_info"
-    assert isinstance(items[1], TurnPlan) and not items[1].redirected  # the request goes on
-    said = [i.text for i in items if isinstance(i, Sentence)]
-    assert said == [lines.PRIVACY["en"], "A dragon story."]
+    bus, records = EventBus(), []
+    bus.subscribe(records.append)
+    teller = Storyteller(ScriptedBackend([["A dragon story."]]), "Early Elementary", "en", 1500, 30)
+    session = Session(Stages(teller, bus, show=lambda _: None, guard=SafetyGuard("Early Elementary", "en")))
+    session.run_turn("My name is Emma Stone and I live at 12 Oak Street. Tell me a dragon story")
+    blocked, start = records[0], records[1]
+    assert isinstance(blocked, BlockedEvent) and blocked.category == "personal_info"  # first, masked
+    assert isinstance(start, TurnStart)  # the request goes on
+    said = [e.text for e in records if isinstance(e, SentenceReady)]
+    assert said == [lang.get("en").privacy, "A dragon story."]
     prompt = json.dumps(teller.backend.prompts[0])
     assert "Emma" not in prompt and "Oak" not in prompt and "dragon story" in prompt
-    assert isinstance(items[-1], ReplyDone)
 
 
-def test_events_file_keeps_no_child_words_unless_enabled():
+def test_events_file_keeps_no_child_words_unless_enabled(tmp_path):
     redact = SafetyGuard("Early Elementary", "en").redact
-    record = {"event": "heard", "t": 1.0, "text": "I live at 12 Oak Street", "language": "en", "duration": 2.0}
-    assert scrubber(False, redact)(record)["text"] == NOT_KEPT
-    assert scrubber(True, redact)(record)["text"] == "[address]"
-    sentence = {"event": "sentence", "t": 1.0, "turn": 1, "index": 0, "text": "Call 555 123 4567."}
-    assert scrubber(False, redact)(sentence)["text"] == "Call [phone]."
+    heard = Heard(text="I live at 12 Oak Street", language="en", duration=2.0, t=1.0)
+    assert scrubber(False, redact)(heard).text == NOT_KEPT
+    assert scrubber(True, redact)(heard).text == "[address]"
+    sentence = SentenceReady(turn=1, index=0, text="Call 555 123 4567.", t=1.0)
+    assert scrubber(False, redact)(sentence).text == "Call [phone]."
     # The end of a turn names the child's last word ("ends on 'Emma'"): it is the child's words too.
-    end = {"event": "speech_end", "t": 1.0, "forced": False, "silence_s": 0.3, "words": "ends on 'emma'", "turn_p": None}
-    assert scrubber(False, redact)(end)["words"] == NOT_KEPT
-    turn = {"event": "turn_end", "t": 2.0, "turn": 1, "end_words": "ends on 'emma'", "end_silence_s": 0.3}
-    assert scrubber(False, redact)(turn)["end_words"] == NOT_KEPT and scrubber(False, redact)(turn)["end_silence_s"] == 0.3
+    end = SpeechEnd(forced=False, silence_s=0.3, words="ends on 'emma'", t=1.0)
+    assert scrubber(False, redact)(end).words == NOT_KEPT
+    turn = TurnEnd(turn=1, sentences=1, tokens=3, cancelled=False, stt_s=None, first_token_s=None, first_sentence_s=None,
+                   first_audio_s=None, first_story_audio_s=None, total_s=2.0, end_words="ends on 'emma'", end_silence_s=0.3, t=2.0)
+    assert scrubber(False, redact)(turn).end_words == NOT_KEPT and scrubber(False, redact)(turn).end_silence_s == 0.3
+    # Through the bus to the file, as the app writes it: none of the child's words is on disk.
+    bus, path = EventBus(), tmp_path / "events.jsonl"
+    sink = JsonLinesSink(str(path), scrubber(False, redact))
+    bus.subscribe(sink)
+    for event in (heard, BlockedEvent(turn=1, stage="input", category="personal_info", rule="address", layer="rules",
+                                      masked="I live at [address], Emma"), TurnStart(turn=1, text="I live at 12 Oak Street, Emma",
+                                                                                     mode="new_story"), end, turn):
+        bus.emit(event)
+    sink.close()
+    written = path.read_text(encoding="utf-8")
+    assert len(written.splitlines()) == 5 and written.count(NOT_KEPT) == 5
+    assert "oak" not in written.lower() and "emma" not in written.lower()
 
 
 @pytest.mark.integration

@@ -17,7 +17,8 @@ import pytest
 
 from audio.speak import Speaker
 from audio.wordtiming import WordTiming, estimate, from_phonemes
-from events import EventBus
+from events import (Acknowledged, BlockedEvent, EventBus, Heard, Listening, SessionStart, SpeakStart, TurnStart,
+                    WordSpoken)
 from screen.server import start_screen
 from screen.state import ScreenState
 from tests.helpers import ROOT
@@ -28,21 +29,22 @@ SHOTS = Path(os.environ.get("SCREENSHOT_DIR", ROOT / "tests" / "artifacts"))
 
 def test_state_follows_a_turn():
     s = ScreenState("fr")
-    assert json.loads(s.update({"event": "listening"}))["face"] == "listening"
-    s.update({"event": "heard", "text": "une histoire de renard"})
-    assert json.loads(s.update({"event": "turn_start", "turn": 1, "text": "une histoire de renard", "mode": "new_story"}))["face"] == "thinking"
-    s.update({"event": "speak_start", "text": "Il était une fois un renard."})
-    state = json.loads(s.update({"event": "word", "sentence": "Il était une fois un renard.", "index": 2, "word": "une", "start": 0.4, "end": 0.6}))
+    assert json.loads(s.update(Listening()))["face"] == "listening"
+    s.update(Heard(text="une histoire de renard", language="fr", duration=1.0))
+    assert json.loads(s.update(TurnStart(turn=1, text="une histoire de renard", mode="new_story")))["face"] == "thinking"
+    s.update(SpeakStart(text="Il était une fois un renard."))
+    state = json.loads(s.update(WordSpoken(sentence="Il était une fois un renard.", index=2, word="une", start=0.4, end=0.6)))
     assert (state["face"], state["word"], state["heard"]) == ("speaking", 2, "une histoire de renard")
-    state = json.loads(s.update({"event": "speak_start", "text": "Il avait faim."}))
+    state = json.loads(s.update(SpeakStart(text="Il avait faim.")))
     assert (state["previous"], state["sentence"], state["word"]) == ("Il était une fois un renard.", "Il avait faim.", -1)
-    assert s.update({"event": "ack", "text": "x"}) is None  # not shown: not sent
+    assert s.update(Acknowledged(text="x")) is None  # not shown: not sent
     # What the child said appears only after the safety check, masked where it was unsafe.
-    s.update({"event": "heard", "text": "tell me a gory story"})
-    s.update({"event": "blocked", "turn": 2, "stage": "input", "category": "gore", "rule": "gory", "layer": "rules", "masked": "tell me a [gore] story"})
-    assert json.loads(s.update({"event": "turn_start", "turn": 2, "text": "tell me a gory story", "mode": "new_story"}))["heard"] == "tell me a [gore] story"
+    s.update(Heard(text="tell me a gory story", language="en", duration=1.0))
+    s.update(BlockedEvent(turn=2, stage="input", category="gore", rule="gory", layer="rules", masked="tell me a [gore] story"))
+    assert json.loads(s.update(TurnStart(turn=2, text="tell me a gory story", mode="new_story")))["heard"] == "tell me a [gore] story"
     # The next child's session: nothing of the last child's stays on the screen.
-    fresh = json.loads(s.update({"event": "session_start", "session": 2, "reason": "idle", "language": "fr"}))
+    fresh = json.loads(s.update(SessionStart(model="m", fine_tuned=False, age_group="Preschoolers", language="fr", session=2,
+                                             reason="idle")))
     assert (fresh["face"], fresh["sentence"], fresh["previous"], fresh["heard"], fresh["question"]) == ("idle", "", "", "", "")
 
 
@@ -88,23 +90,23 @@ def test_word_events_keep_to_the_playback_sample_clock(pulse):
             self.log.append((time.monotonic(), self.taken))
 
     bus = EventBus()
-    words: list[tuple[float, dict]] = []
-    bus.subscribe(lambda r: words.append((time.monotonic(), r)) if r["event"] == "word" else None)
+    words: list[tuple[float, WordSpoken]] = []
+    bus.subscribe(lambda e: words.append((time.monotonic(), e)) if isinstance(e, WordSpoken) else None)
     synth = create_synthesizer(SpeechSettings(), "en")
     output = ClockedOutput("pulse")
-    speaker = Speaker(synth, bus, output=output)
+    speaker = Speaker(synth, bus, output=output).start()
     text = "Once upon a time, a little fox found a shiny blue feather in the snow."
     speaker.say(text)
     assert speaker.wait_idle(timeout=60)
     latency = output.latency
     speaker.close()
     rate = output.sample_rate
-    assert [r["index"] for _, r in words] == list(range(len(text.split())))
-    for at, r in words:
-        handed = next(t for t, taken in output.log if taken > r["start"] * rate)  # the block holding its first sample
+    assert [w.index for _, w in words] == list(range(len(text.split())))
+    for at, w in words:
+        handed = next(t for t, taken in output.log if taken > w.start * rate)  # the block holding its first sample
         # Heard `latency` after it was handed over; the event may not come before it is heard
         # by more than one 20 ms block, nor after it.
-        assert -0.1 < (handed + latency) - at < 0.1, (r, handed - at, latency)
+        assert -0.1 < (handed + latency) - at < 0.1, (w, handed - at, latency)
 
 
 def free_port() -> int:

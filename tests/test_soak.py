@@ -8,6 +8,7 @@ from events import EventBus, JsonLinesSink
 from llm.backends import create_backend
 from llm.storyteller import Storyteller
 from pipeline import Session
+from turn import Stages
 from settings import load_settings
 
 RSS_GROWTH_BOUND_MB = 40
@@ -19,7 +20,7 @@ def test_100_turns_leave_no_growth(tiny, tmp_path):
     sink = JsonLinesSink(str(tmp_path / "ev.jsonl"))
     bus.subscribe(sink)
     teller = Storyteller(create_backend(llm), "Early Elementary", "en", memory_tokens=300, max_sentence_words=30)
-    session = Session(teller, bus, show=lambda text: None)
+    session = Session(Stages(teller, bus, show=lambda text: None))
     me = psutil.Process()
     prompts = ["Tell me a story about a fox", "What happens next?", "Make it about a robot", "Why is the moon round?"]
 

@@ -60,7 +60,7 @@ class ToneSynth:
 
 def record_events(bus):
     log = []
-    bus.subscribe(log.append)
+    bus.subscribe(lambda event: log.append(event.as_record()))  # as the events file has them
     return log
 
 
@@ -85,14 +85,14 @@ def test_espeak_sentence_is_whole_when_its_thread_is_slow(espeak, monkeypatch):
     finished reset its buffer and gave an empty sentence (seen in CI with six benchmarks sharing two
     cores): synthesize waits for eSpeak to say it is done, however long that takes."""
     # Every word event runs on eSpeak's thread: hold it there, as a starved machine would (~3 s).
-    slow = espeak.engine.connect("started-word", lambda **_: time.sleep(0.25))
+    slow = espeak.engine.pyttsx3.connect("started-word", lambda **_: time.sleep(0.25))
     runs = []
-    run_and_wait = espeak.engine.runAndWait
-    monkeypatch.setattr(espeak.engine, "runAndWait", lambda: (runs.append(1), run_and_wait()))
+    run_and_wait = espeak.engine.pyttsx3.runAndWait
+    monkeypatch.setattr(espeak.engine.pyttsx3, "runAndWait", lambda: (runs.append(1), run_and_wait()))
     try:
         long = espeak.synthesize(SENTENCE)
     finally:
-        espeak.engine.disconnect(slow)
+        espeak.engine.pyttsx3.disconnect(slow)
     short = espeak.synthesize("Hello.")
     whole = espeak.synthesize(SENTENCE)  # the same sentence at full speed
     assert len(runs) == 3  # one synthesis per sentence, none restarted
@@ -108,7 +108,7 @@ def test_espeak_recovers_when_a_finish_never_came(espeak, monkeypatch):
     import audio.tts
 
     monkeypatch.setattr(audio.tts, "ESPEAK_TIMEOUT_S", 2.0)
-    audio.tts._ESPEAK_TURN.begin(2.0)  # as if a sentence were still in flight and never finished
+    espeak.engine.turn.begin(2.0)  # as if a sentence were still in flight and never finished
     assert espeak.synthesize("Hello.").duration > 0.2
 
 
@@ -117,12 +117,12 @@ def test_espeak_sentences_back_to_back_are_never_cancelled(espeak):
     sentence, or with the rate and volume just set). Before the fix 8-19 of these 100 were cancelled on
     an idle machine, surviving only when eSpeak had already finished them; under CI's load one was lost."""
     cancelled = []
-    listener = espeak.engine.connect("finished-utterance", lambda completed=True, **_: completed or cancelled.append(1))
+    listener = espeak.engine.pyttsx3.connect("finished-utterance", lambda completed=True, **_: completed or cancelled.append(1))
     try:
         texts = ["The little fox was hungry.", "The moon was bright."]
         lengths = [espeak.synthesize(texts[i % 2]).duration for i in range(100)]
     finally:
-        espeak.engine.disconnect(listener)
+        espeak.engine.pyttsx3.disconnect(listener)
     assert cancelled == []
     for i, text in enumerate(texts):
         mine = lengths[i::2]
@@ -132,7 +132,7 @@ def test_espeak_sentences_back_to_back_are_never_cancelled(espeak):
 def test_espeak_sentence_survives_a_stop_left_pending_in_its_driver(espeak):
     """A stop pyttsx3's driver left pending (it saw eSpeak busy) cancels the next sentence after eSpeak
     wrote it: completed=True, then completed=False. The written sentence is kept."""
-    driver = espeak.engine.proxy._driver
+    driver = espeak.engine.pyttsx3.proxy._driver
     whole = espeak.synthesize(SENTENCE)
     driver._stopping = True  # the state pyttsx3's stop() leaves when it finds eSpeak playing
     again = espeak.synthesize(SENTENCE)
@@ -143,7 +143,7 @@ def test_espeak_sentence_cancelled_before_it_began_is_rendered_again(espeak, mon
     """When the driver's cancel clears the sentence before eSpeak's thread takes it, there is no file,
     only completed=False. Which of the two happens is up to the scheduler, so this test plays the
     driver's cancel branch itself (notify, not busy, end the loop) in place of the first Synth."""
-    driver = espeak.engine.proxy._driver
+    driver = espeak.engine.pyttsx3.proxy._driver
     start = driver._start_synthesis
     runs = []
 
@@ -166,7 +166,7 @@ def test_espeak_turn_tells_written_from_cancelled():
     from audio.tts import EspeakTurn
 
     playing = [0]
-    turn = EspeakTurn().attach(None, lambda: playing[0])
+    turn = EspeakTurn(lambda: playing[0])
     turn.begin(1.0)
     assert turn.end(0.05) is None  # no end yet
     turn.on_finished(completed=False)  # cancelled before eSpeak began
@@ -183,10 +183,23 @@ def test_espeak_turn_tells_written_from_cancelled():
     assert turn.end(5.0) is True and time.monotonic() - started >= 0.15
 
 
-def test_espeak_voice_per_language():
-    fr = Pyttsx3Synthesizer(language="fr", voice=None, rate_wpm=150, volume=1.0)
+@pytest.mark.integration
+def test_espeak_voice_per_language_on_the_one_shared_engine():
+    """A session's voices (the teacher's switches included) share one pyttsx3 engine, each speaking in its own voice."""
+    from audio.tts import SynthesizerFactory
+    from settings import SpeechSettings
+
+    voices = SynthesizerFactory(SpeechSettings())
+    en, fr = voices.create("en"), voices.create("fr")
+    assert en.engine is fr.engine is voices.pyttsx3()
+    # The teacher's pick for a language, at the pace for the age group (speech.age_rates).
+    picked = voices.create("en", "Toddlers", voice="gmw/en-GB-x-rp")
+    assert picked.engine is en.engine and picked.properties == {"rate": 120, "volume": 1.0, "voice": "gmw/en-GB-x-rp"}
     assert fr.properties["voice"].split("/")[-1].startswith("fr")
     assert fr.synthesize("Il était une fois un petit renard.").duration > 1.0
+    english = en.synthesize(SENTENCE)  # after the French voice spoke: its own voice again
+    heard = words(transcribe(english.samples, english.sample_rate))
+    assert len(words(SENTENCE) & heard) >= 8, heard
 
 
 @pytest.mark.integration
@@ -203,7 +216,7 @@ def test_sentences_play_in_order_while_more_are_produced():
     bus = EventBus()
     log = record_events(bus)
     out = PacedOutput()
-    speaker = Speaker(ToneSynth(), bus, output=out)
+    speaker = Speaker(ToneSynth(), bus, output=out).start()
     produced = []
     sentences = [f"Sentence number {i} of the story." for i in range(6)]
     for s in sentences:
@@ -225,7 +238,7 @@ def test_stop_silences_within_100_ms_and_new_text_plays_after():
     bus = EventBus()
     log = record_events(bus)
     out = PacedOutput()
-    speaker = Speaker(ToneSynth(), bus, output=out)
+    speaker = Speaker(ToneSynth(), bus, output=out).start()
     long_sentence = " ".join(["word"] * 40)  # 4 s of sound
     speaker.say(long_sentence)
     speaker.say("This is queued and must be dropped.")
@@ -248,7 +261,7 @@ def test_stop_silences_within_100_ms_and_new_text_plays_after():
 
 def test_output_wav_keeps_the_pauses_a_listener_hears(tmp_path, espeak):
     path = tmp_path / "out.wav"
-    speaker = Speaker(espeak, EventBus(), recorder=WavRecorder(str(path)))
+    speaker = Speaker(espeak, EventBus(), recorder=WavRecorder(str(path))).start()
     speaker.say("The little fox was hungry.")
     speaker.wait_idle(timeout=5)
     time.sleep(3.0)  # the model takes a while to write the next sentence
@@ -272,7 +285,7 @@ def test_speech_reaches_a_real_audio_device(pulse, espeak, tmp_path):
         time.sleep(0.5)
         bus = EventBus()
         log = record_events(bus)
-        speaker = Speaker(espeak, bus, output=DeviceOutput("pulse"))
+        speaker = Speaker(espeak, bus, output=DeviceOutput("pulse")).start()
         speaker.say(SENTENCE)
         assert speaker.wait_idle(timeout=15)
         time.sleep(0.5)
@@ -301,7 +314,7 @@ def test_stop_on_a_real_device_is_within_100_ms(pulse, espeak):
         written.append(len(block) / rate)
 
     out.write = counting_write
-    speaker = Speaker(espeak, EventBus(), output=out)
+    speaker = Speaker(espeak, EventBus(), output=out).start()
     speaker.say(SENTENCE + " " + SENTENCE)
     while sum(written) < 0.8:
         time.sleep(0.005)
@@ -371,7 +384,7 @@ def test_piper_without_a_voice_for_the_language_says_how_to_get_one():
 
 def test_the_teachers_volume_scales_what_is_heard_from_the_next_sentence(tmp_path, espeak):
     path = tmp_path / "out.wav"
-    speaker = Speaker(espeak, EventBus(), recorder=WavRecorder(str(path)))
+    speaker = Speaker(espeak, EventBus(), recorder=WavRecorder(str(path))).start()
     speaker.say("The little fox was hungry.")
     speaker.wait_idle(timeout=5)
     speaker.gain = 0.5  # what KioskControls sets from the teacher's page
@@ -395,7 +408,7 @@ def test_prepared_lines_are_not_made_again_and_a_new_voice_forgets_them(tmp_path
             return super().synthesize(text)
 
     first = Counting()
-    speaker = Speaker(first, EventBus(), recorder=WavRecorder(str(tmp_path / "out.wav")))
+    speaker = Speaker(first, EventBus(), recorder=WavRecorder(str(tmp_path / "out.wav"))).start()
     speaker.prepare(["Ooh, I love that idea!"])
     speaker.say("Ooh, I love that idea!")
     speaker.say("Once upon a time.")

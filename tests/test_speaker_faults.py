@@ -22,7 +22,7 @@ import soundfile as sf
 from audio.devices import WAV_RETRY_S, DeviceOutput, WavRecorder
 from audio.speak import Backoff, Speaker
 from errors import ConfigError, SpeechError
-from events import EventBus
+from events import ErrorEvent, EventBus, SpeakEnd, SpeakStopped, TurnEnd, WordSpoken
 from tests.conftest import start_sound_server, stop_sound_server
 from tests.helpers import ROOT, wait_for
 from tests.test_speak import PacedOutput, ToneSynth
@@ -36,8 +36,8 @@ def record_events(bus):
     return log
 
 
-def named(log, event):
-    return [r for r in log if r["event"] == event]
+def named(log, kind):
+    return [e for e in log if isinstance(e, kind)]
 
 
 def lines(caplog, text):
@@ -89,7 +89,7 @@ def test_a_lost_speaker_is_said_once_retried_with_backoff_and_comes_back(caplog)
     out = FlakyOutput()
     bus = EventBus()
     log = record_events(bus)
-    speaker = Speaker(ToneSynth(), bus, output=out, clock=clock, retry=Backoff(clock, first_s=0.5, max_s=2.0))
+    speaker = Speaker(ToneSynth(), bus, output=out, clock=clock, retry=Backoff(clock, first_s=0.5, max_s=2.0)).start()
     speaker.say("The fox ran.")
     assert speaker.wait_idle(timeout=5)
     out.down = True
@@ -113,32 +113,33 @@ def test_a_lost_speaker_is_said_once_retried_with_backoff_and_comes_back(caplog)
     speaker.say("The fox came back.")
     assert speaker.wait_idle(timeout=5)
     speaker.close()
-    ends = [r["text"] for r in named(log, "speak_end")]
+    ends = [e.text for e in named(log, SpeakEnd)]
     assert ends == ["The fox ran.", "The fox came back."]
-    stopped = named(log, "speak_stopped")
-    assert len(stopped) == 8 and all(r["reason"] == "speaker" and r["played_s"] == 0.0 for r in stopped)
+    stopped = named(log, SpeakStopped)
+    assert len(stopped) == 8 and all(e.reason == "speaker" and e.played_s == 0.0 for e in stopped)
     assert len(lines(caplog, "speaker lost")) == 1
     assert lines(caplog, "speaker lost")[0].getMessage() == "speaker lost: Connection refused; retrying"
     assert len(lines(caplog, "speaker back")) == 1
-    assert [r["stage"] for r in named(log, "error")] == ["speaker"]
+    assert [e.stage for e in named(log, ErrorEvent)] == ["speaker"]
 
 
 def test_turn_end_tells_how_many_sentences_were_really_heard():
     from llm.storyteller import Storyteller
     from pipeline import Session
+    from turn import Stages
     from tests.fakes import ScriptedBackend
 
     bus = EventBus()
     log = record_events(bus)
     out = FlakyOutput(fail_after_blocks=5)  # "One." is five 20 ms blocks; then the device dies
-    speaker = Speaker(ToneSynth(), bus, output=out)
+    speaker = Speaker(ToneSynth(), bus, output=out).start()
     teller = Storyteller(ScriptedBackend([["One. ", "Two words. ", "Three more words."]]), "Early Elementary", "en", 800, 30)
-    session = Session(teller, bus, show=lambda text: None, speaker=speaker)
+    session = Session(Stages(teller, bus, show=lambda text: None, speaker=speaker))
     end = session.run_turn("Tell me a story")
     speaker.close()
     assert end.sentences == 3 and end.sentences_played == 1
-    assert named(log, "turn_end")[0]["sentences_played"] == 1
-    assert [r["text"] for r in named(log, "speak_stopped")] == ["Two words.", "Three more words."]
+    assert named(log, TurnEnd)[0].sentences_played == 1
+    assert [e.text for e in named(log, SpeakStopped)] == ["Two words.", "Three more words."]
 
 
 def record_monitor(path):
@@ -157,12 +158,12 @@ def test_the_speaker_comes_back_after_the_sound_server_restarts(pulse, tmp_path,
     bus = EventBus()
     log = record_events(bus)
     out = DeviceOutput("pulse")
-    speaker = Speaker(ToneSynth(), bus, output=out, retry=Backoff(time.monotonic, first_s=0.05, max_s=0.2))
+    speaker = Speaker(ToneSynth(), bus, output=out, retry=Backoff(time.monotonic, first_s=0.05, max_s=0.2)).start()
     restarted = False
     try:
         speaker.say(sentence(40))  # 4 s
         # Word events come on the sample clock: the fifth means 0.4 s have been played.
-        assert wait_for(lambda: len(named(log, "word")) >= 5, 20)
+        assert wait_for(lambda: len(named(log, WordSpoken)) >= 5, 20)
         stop_sound_server()
         restarted = True
         assert speaker.wait_idle(timeout=15), "the sentence cut by the restart never ended"
@@ -184,12 +185,12 @@ def test_the_speaker_comes_back_after_the_sound_server_restarts(pulse, tmp_path,
         speaker.close()
         if restarted:
             start_sound_server()  # later tests need the devices the pulse fixture made
-    stopped = named(log, "speak_stopped")
-    assert stopped[0]["text"] == sentence(40) and stopped[0]["reason"] == "speaker"
-    assert 0.4 <= stopped[0]["played_s"] < 4.0  # what had really been played when the server died
-    assert stopped[1]["text"] == "Nobody hears this sentence." and stopped[1]["played_s"] == 0.0
-    assert named(log, "speak_end")[-1]["text"] == sentence(15)
-    assert [r["stage"] for r in named(log, "error")] == ["speaker"]
+    stopped = named(log, SpeakStopped)
+    assert stopped[0].text == sentence(40) and stopped[0].reason == "speaker"
+    assert 0.4 <= stopped[0].played_s < 4.0  # what had really been played when the server died
+    assert stopped[1].text == "Nobody hears this sentence." and stopped[1].played_s == 0.0
+    assert named(log, SpeakEnd)[-1].text == sentence(15)
+    assert [e.stage for e in named(log, ErrorEvent)] == ["speaker"]
     assert len(lines(caplog, "speaker lost")) == 1 and len(lines(caplog, "speaker back")) == 1
     data, rate = sf.read(heard)
     assert rate == 16000 and np.abs(data).max() > 0.05, "the speaker's monitor heard nothing"
@@ -243,7 +244,7 @@ def test_close_mid_sentence_joins_both_threads_before_closing_the_device_and_the
     bus = EventBus()
     log = record_events(bus)
     out, recorder = WatchedOutput(), WatchedRecorder(str(tmp_path / "out.wav"))
-    speaker = Speaker(ToneSynth(), bus, output=out, recorder=recorder)
+    speaker = Speaker(ToneSynth(), bus, output=out, recorder=recorder).start()
     speaker.say(sentence(40))
     speaker.say("Queued behind it.")
     assert wait_for(lambda: out.samples_written > 1.5 * RATE, 10)
@@ -259,8 +260,8 @@ def test_close_mid_sentence_joins_both_threads_before_closing_the_device_and_the
     assert speaker.wait_idle(timeout=1)
     data, rate = sf.read(recorder.path)
     assert rate == RATE and 1.4 < len(data) / rate < 4.0
-    assert [r["text"] for r in named(log, "speak_stopped")] == [sentence(40)]
-    assert not [r for r in log if r.get("text") == "Queued behind it."]
+    assert [e.text for e in named(log, SpeakStopped)] == [sentence(40)]
+    assert not [e for e in log if getattr(e, "text", None) == "Queued behind it."]
 
 
 class StuckStream:
@@ -314,7 +315,7 @@ def test_a_write_stuck_in_the_device_is_aborted_and_close_returns(pulse, caplog)
     """A fake stream whose write blocks until abort() (a real device cannot be made to hang on purpose)."""
     out = stuck_output(deaf=False)
     stream = out.stream
-    speaker = Speaker(ToneSynth(), EventBus(), output=out)
+    speaker = Speaker(ToneSynth(), EventBus(), output=out).start()
     speaker.say(sentence(10))
     assert stream.entered.wait(10)
     began = time.monotonic()
@@ -330,7 +331,7 @@ def test_close_never_closes_a_device_under_a_write_that_will_not_return(pulse, c
     the write; the write closes it itself when it returns."""
     out = stuck_output(deaf=True)
     stream = out.stream
-    speaker = Speaker(ToneSynth(), EventBus(), output=out)
+    speaker = Speaker(ToneSynth(), EventBus(), output=out).start()
     speaker.say(sentence(10))
     assert stream.entered.wait(10)
     began = time.monotonic()
@@ -353,7 +354,7 @@ def test_wav_folder_deleted_mid_run_is_one_warning_and_the_whole_recording_comes
     path = folder / "story.wav"
     bus = EventBus()
     log = record_events(bus)
-    speaker = Speaker(ToneSynth(), bus, recorder=WavRecorder(str(path)))
+    speaker = Speaker(ToneSynth(), bus, recorder=WavRecorder(str(path))).start()
     speaker.say(sentence(15))  # 1.5 s: the header is synced every 0.25 s
     assert speaker.wait_idle(timeout=10)
     before = sf.info(path).duration
@@ -371,8 +372,8 @@ def test_wav_folder_deleted_mid_run_is_one_warning_and_the_whole_recording_comes
     assert speaker.wait_idle(timeout=10)
     speaker.close()
     assert len(lines(caplog, "was deleted")) == 1 and len(lines(caplog, "the folder is back")) == 1
-    assert [r["stage"] for r in named(log, "error")] == ["output_wav"]
-    assert len(named(log, "speak_end")) == 5  # the session went on
+    assert [e.stage for e in named(log, ErrorEvent)] == ["output_wav"]
+    assert len(named(log, SpeakEnd)) == 5  # the session went on
     data, rate = sf.read(path)
     spoken = (15 + 12 + 13 + 14 + 5) * 0.1
     assert spoken - 0.05 <= len(data) / rate <= spoken + 5 * 0.2  # everything, the pauses between sentences included
@@ -385,7 +386,6 @@ def test_wav_write_failure_keeps_a_valid_file_and_resumes_in_it(tmp_path):
         import json, logging, resource, signal, sys
         import numpy as np, soundfile as sf
         logging.basicConfig(level=logging.INFO, format="%(message)s")
-        sys.path.insert(0, {str(ROOT)!r})
         from audio.devices import WavRecorder
         from errors import SinkError
 

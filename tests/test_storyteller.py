@@ -4,9 +4,11 @@ import threading
 
 import pytest
 
+import lang
 from llm.intent import Context, IntentRouter
 from llm.prompts import Mode, system_prompt
-from llm.storyteller import FirstToken, ReplyDone, Sentence, Storyteller, TurnPlan
+from events import SentenceReady as Sentence
+from llm.storyteller import FirstToken, ReplyDone, Storyteller
 from tests.fakes import ScriptedBackend
 
 
@@ -21,10 +23,9 @@ def sentences(items):
 def test_reply_streams_as_sentences_in_order():
     backend = ScriptedBackend([["Once up", "on a time, a fox", " lived in", " a den. ", "He was", " happy!", " The end."]])
     items = list(make(backend).stream("Tell me a story about a fox"))
-    assert isinstance(items[0], TurnPlan) and items[0].mode is Mode.NEW_STORY
-    assert isinstance(items[1], FirstToken)
+    assert isinstance(items[0], FirstToken)
     assert sentences(items) == ["Once upon a time, a fox lived in a den.", "He was happy!", "The end."]
-    assert isinstance(items[-1], ReplyDone) and not items[-1].cancelled and items[-1].tokens == 7
+    assert isinstance(items[-1], ReplyDone) and not items[-1].cancelled and items[-1].pieces == 7
 
 
 def test_each_sentence_comes_out_before_the_model_writes_the_next():
@@ -121,13 +122,12 @@ def test_cancel_stops_within_a_token_and_keeps_what_was_said():
 
 
 def test_a_story_cut_by_the_budget_ends_on_its_last_finished_sentence():
-    from llm.prompts import STORY_END
 
     backend = ScriptedBackend([["A fox ran home.", " The fox jumped over the"], ["Foxes sleep in dens, and they"]])
     teller = Storyteller(backend, "Early Elementary", "en", memory_tokens=500, max_sentence_words=30)
     said = [i.text for i in teller.stream("Tell me a story about a fox") if isinstance(i, Sentence)]
-    assert said == ["A fox ran home.", STORY_END["en"]]
-    assert teller.history[-1]["content"] == "A fox ran home. " + STORY_END["en"]  # what the child heard
+    assert said == ["A fox ran home.", lang.get("en").story_end]
+    assert teller.history[-1]["content"] == "A fox ran home. " + lang.get("en").story_end  # what the child heard
     # An answer with nothing finished is said as it is (better than silence), without a story's closing line.
     answer = [i.text for i in teller.stream("why do foxes sleep in dens?") if isinstance(i, Sentence)]
     assert answer == ["Foxes sleep in dens, and they"]
@@ -167,11 +167,10 @@ def test_three_stories_cut_by_a_small_budget_each_end_on_a_finished_sentence(tin
                    stdin="Tell me a story about a robot\nTell me a story about the moon\nTell me a story about a fox\n")
     assert out.returncode == 0, out.stderr
     records = [json.loads(line) for line in events.read_text().splitlines()]
-    from llm.prompts import STORY_END
 
     for turn in (1, 2, 3):
         said = [r["text"] for r in records if r["event"] == "sentence" and r["turn"] == turn]
         assert said and all(finished(s) for s in said), said
-        assert said[-1] == STORY_END["en"], said  # cut, and closed
+        assert said[-1] == lang.get("en").story_end, said  # cut, and closed
     ends = [r for r in records if r["event"] == "turn_end"]
     assert len(ends) == 3 and all(e["tokens"] >= 25 for e in ends), ends  # the budget was reached each time

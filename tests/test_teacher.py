@@ -14,6 +14,7 @@ import pytest
 from websockets.sync.client import connect
 
 from errors import ConfigError
+from events import Heard, SessionStart
 from screen import server as screen_server
 from screen.teacher import TeacherServer, parse_command, start_teacher
 from settings import AGE_GROUPS
@@ -54,7 +55,7 @@ def test_each_action_is_accepted(text, command):
     ('{"action": "pause", "extra": 1}', 'only "action" and "value"'),
     ('{"action": "age_group", "value": "Teenagers"}', "age_group must be one of"),
     ('{"action": "age_group"}', "age_group must be one of"),
-    ('{"action": "language", "value": "es"}', "language must be one of en, fr, de"),
+    ('{"action": "language", "value": "es"}', "language must be one of de, en, fr"),
     ('{"action": "language", "value": "EN"}', "language must be one of"),
     ('{"action": "voice", "value": ""}', "voice must be"),
     ('{"action": "voice", "value": "   "}', "voice must be"),
@@ -139,8 +140,8 @@ def test_commands_over_the_socket_reach_apply_only_when_valid(kiosk):
         assert json.loads(tablet.recv(timeout=5))["status"]["summary"].startswith("Session 1")
         assert kiosk.calls == [{"action": "age_group", "value": "Toddlers"}, {"action": "language", "value": "de"}]
         # Only status leaves: the teacher's page is never sent a child's words.
-        kiosk.server({"event": "heard", "t": 0, "text": "my name is Anna"})
-        kiosk.server({"event": "session_start", "t": 1, "session": 4})
+        kiosk.server(Heard(text="my name is Anna", language="en", duration=1.0, t=0))
+        kiosk.server(SessionStart(model="m", fine_tuned=False, age_group="Toddlers", language="en", session=4, t=1))
         pushed = json.loads(tablet.recv(timeout=5))
         assert pushed["type"] == "status" and "Anna" not in json.dumps(pushed)
 

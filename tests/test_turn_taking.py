@@ -14,7 +14,7 @@ import numpy as np
 from audio.listen import Listener
 from audio.stt import Transcript
 from audio.vad import FRAME_S, FRAME_SAMPLES, EndpointConfig
-from events import EventBus
+from events import EventBus, SpeechEnd
 
 LOUD, QUIET = np.full(FRAME_SAMPLES, 0.5, np.float32), np.zeros(FRAME_SAMPLES, np.float32)
 
@@ -63,8 +63,8 @@ def test_finished_words_end_the_turn_at_the_first_pause_with_the_transcript_read
 
     heard = ear.listen(counting(), threading.Event())
     assert heard.text == "Tell me a story about a dragon."
-    end = next(r for r in records if r["event"] == "speech_end")
-    assert end["words"] == "ends on 'dragon'" and 0.25 <= end["silence_s"] < 0.8, end
+    end = next(e for e in records if isinstance(e, SpeechEnd))
+    assert end.words == "ends on 'dragon'" and 0.25 <= end.silence_s < 0.8, end
     assert len(stt.calls) == 1  # the early transcript is the turn's: no second pass
     waited = len(counted) * FRAME_S - 2.0
     assert waited < 0.8, waited  # before end_silence_s: the point of it
@@ -75,10 +75,10 @@ def test_an_open_word_keeps_the_turn_open_for_the_rest():
     ear, records = listener(stt)
     heard = ear.listen(frames((0.5, QUIET), (1.2, LOUD), (1.3, QUIET), (1.0, LOUD), (2.0, QUIET)), threading.Event())
     assert heard.text == "Tell me a story about a dragon who loves cake."
-    ends = [r for r in records if r["event"] == "speech_end"]
+    ends = [e for e in records if isinstance(e, SpeechEnd)]
     # Not ended on "about" (the usual silence, then the hold); the rest ended early on its finished words,
     # its early transcript reading the whole request (no pass after it).
-    assert [e["words"] for e in ends] == ["", "ends on 'cake'"], ends
+    assert [e.words for e in ends] == ["", "ends on 'cake'"], ends
     assert stt.calls[-1] >= 2.5 and len(stt.calls) <= 3, stt.calls
 
 
@@ -110,8 +110,8 @@ def test_without_the_probe_the_turn_ends_at_the_usual_silence():
     ear, records = listener(stt, probe=0.0)
     heard = ear.listen(frames((0.5, QUIET), (1.5, LOUD), (3.0, QUIET), pace_s=0.0), threading.Event())
     assert heard.text == "Tell me a story about a dragon." and len(stt.calls) == 1
-    end = next(r for r in records if r["event"] == "speech_end")
-    assert end["silence_s"] == 0.8 and end["words"] == ""
+    end = next(e for e in records if isinstance(e, SpeechEnd))
+    assert end.silence_s == 0.8 and end.words == ""
 
 
 # --- the sound's say (audio/turn_model.py), with a scripted turn model; inline: decisions in audio time ---
@@ -153,9 +153,9 @@ def test_the_sound_postpones_an_early_end_it_hears_as_unfinished_and_is_asked_ag
     sound = SoundSays([(0.0, 0.2), (0.5, 0.9)])
     ear, records = listener(stt, turn_model=sound, turn_threshold=0.5, inline=True)
     waited, heard = turn_end_s(ear, ((0.5, QUIET), (1.5, LOUD), (3.0, QUIET)))
-    end = next(r for r in records if r["event"] == "speech_end")
-    assert heard.text == "Tell me a story about a dragon." and end["turn_p"] == 0.9, end
-    assert 0.5 <= end["silence_s"] < 0.8 and 0.5 <= waited < 0.8, (end, waited)  # later than the probe, before 0.8 s
+    end = next(e for e in records if isinstance(e, SpeechEnd))
+    assert heard.text == "Tell me a story about a dragon." and end.turn_p == 0.9, end
+    assert 0.5 <= end.silence_s < 0.8 and 0.5 <= waited < 0.8, (end, waited)  # later than the probe, before 0.8 s
     assert len(sound.calls) >= 2 and sound.calls == sorted(sound.calls)  # re-scored as the pause grew
 
 
@@ -163,16 +163,16 @@ def test_the_sound_never_holds_a_turn_past_end_silence():
     stt = Scripted([(0.0, "Tell me a story about a dragon.")])
     ear, records = listener(stt, turn_model=SoundSays([(0.0, 0.1)]), turn_threshold=0.5, inline=True)
     waited, _ = turn_end_s(ear, ((0.5, QUIET), (1.5, LOUD), (3.0, QUIET)))
-    end = next(r for r in records if r["event"] == "speech_end")
-    assert end["silence_s"] == 0.8 and end["turn_p"] == 0.1 and 0.8 <= waited < 0.9, (end, waited)
+    end = next(e for e in records if isinstance(e, SpeechEnd))
+    assert end.silence_s == 0.8 and end.turn_p == 0.1 and 0.8 <= waited < 0.9, (end, waited)
 
 
 def test_a_zero_threshold_reports_the_sound_without_letting_it_decide():
     stt = Scripted([(0.0, "Tell me a story about a dragon.")])
     ear, records = listener(stt, turn_model=SoundSays([(0.0, 0.1)]), turn_threshold=0.0, inline=True)
     waited, _ = turn_end_s(ear, ((0.5, QUIET), (1.5, LOUD), (3.0, QUIET)))
-    end = next(r for r in records if r["event"] == "speech_end")
-    assert end["turn_p"] == 0.1 and end["words"] == "ends on 'dragon'" and waited < 0.4, (end, waited)
+    end = next(e for e in records if isinstance(e, SpeechEnd))
+    assert end.turn_p == 0.1 and end.words == "ends on 'dragon'" and waited < 0.4, (end, waited)
 
 
 def test_open_words_keep_the_turn_open_whatever_the_sound_says():
@@ -200,9 +200,9 @@ def test_the_sound_can_hold_finished_words_said_as_if_more_were_coming():
 
 def test_turn_end_says_how_the_listener_ended_the_turn():
     """The transcript carries its speech_end to the turn: turn_end reports the silence, the words and the sound."""
-    from events import SpeechEnd
     from llm.storyteller import Storyteller
     from pipeline import Session
+    from turn import Heard, Stages
     from tests.fakes import ScriptedBackend
 
     stt = Scripted([(0.0, "Tell me a story about a dragon.")])
@@ -212,8 +212,8 @@ def test_turn_end_says_how_the_listener_ended_the_turn():
     bus, ends = EventBus(), []
     bus.subscribe(ends.append)
     teller = Storyteller(ScriptedBackend([["A dragon flew."]]), "Early Elementary", "en", memory_tokens=2000, max_sentence_words=30)
-    end = Session(teller, bus, show=lambda _: None).run_turn(heard.text, stt_s=heard.seconds, ended=heard.ended)
+    end = Session(Stages(teller, bus, show=lambda _: None)).run_turn(Heard.spoken(heard))
     assert (end.end_silence_s, end.end_words, end.end_turn_p) == (heard.ended.silence_s, "ends on 'dragon'", 0.8)
-    typed = Session(Storyteller(ScriptedBackend([["A cat sat."]]), "Early Elementary", "en", memory_tokens=2000, max_sentence_words=30),
-                    bus, show=lambda _: None).run_turn("Tell me about a cat")
+    typed = Session(Stages(Storyteller(ScriptedBackend([["A cat sat."]]), "Early Elementary", "en", memory_tokens=2000,
+                                       max_sentence_words=30), bus, show=lambda _: None)).run_turn("Tell me about a cat")
     assert (typed.end_silence_s, typed.end_words, typed.end_turn_p) == (None, "", None)

@@ -1,12 +1,12 @@
 """The end-of-turn decision is pure: seconds and booleans in, START/END out."""
 
-from audio.vad import FRAME_S, EndpointConfig, NoiseFloor, Segmenter, Turn
+from audio.vad import FRAME_S, EndpointConfig, NoiseFloor, Segmenter, SpeechEdge
 
 CONFIG = EndpointConfig(min_speech_s=0.25, end_silence_s=0.8, max_utterance_s=15.0)
 
 
 def run(pattern, config=CONFIG, step=FRAME_S):
-    """pattern: list of (seconds, is_speech); returns [(time, Turn)]."""
+    """pattern: list of (seconds, is_speech); returns [(time, SpeechEdge)]."""
     seg, out = Segmenter(config), []
     for seconds, speech in pattern:
         for _ in range(round(seconds / step)):
@@ -18,7 +18,7 @@ def run(pattern, config=CONFIG, step=FRAME_S):
 
 def test_speech_then_silence_is_one_turn():
     events = run([(1.0, False), (2.0, True), (1.5, False)])
-    assert [e for _, e in events] == [Turn.START, Turn.END]
+    assert [e for _, e in events] == [SpeechEdge.START, SpeechEdge.END]
     start, end = events[0][0], events[1][0]
     assert abs(start - 1.25) <= 2 * FRAME_S  # confirmed after min_speech_s of speech
     assert abs(end - 3.8) <= 2 * FRAME_S  # 0.8 s of trailing silence after speech ended at 3.0
@@ -30,19 +30,19 @@ def test_cough_shorter_than_min_speech_starts_nothing():
 
 def test_short_pauses_inside_a_sentence_do_not_end_the_turn():
     events = run([(0.5, False), (1.0, True), (0.5, False), (1.0, True), (0.6, False), (0.5, True), (1.0, False)])
-    assert [e for _, e in events] == [Turn.START, Turn.END]
+    assert [e for _, e in events] == [SpeechEdge.START, SpeechEdge.END]
 
 
 def test_endless_speech_is_cut_at_max_utterance():
     seg = Segmenter(EndpointConfig(0.25, 0.8, max_utterance_s=5.0))
     events = [(seg.t, e, seg.forced) for _ in range(round(10 / FRAME_S)) if (e := seg.process(FRAME_S, True))]
-    assert events[1][1] is Turn.END and events[1][2]
+    assert events[1][1] is SpeechEdge.END and events[1][2]
     assert abs(events[1][0] - 5.0) < 2 * FRAME_S
 
 
 def test_two_turns_in_a_row():
     events = run([(2.0, True), (1.0, False), (2.0, True), (1.0, False)])
-    assert [e for _, e in events] == [Turn.START, Turn.END, Turn.START, Turn.END]
+    assert [e for _, e in events] == [SpeechEdge.START, SpeechEdge.END, SpeechEdge.START, SpeechEdge.END]
 
 
 def test_a_lone_speech_frame_does_not_reopen_a_trailing_silence():
@@ -53,7 +53,7 @@ def test_a_lone_speech_frame_does_not_reopen_a_trailing_silence():
     for i in range(round(2.0 / FRAME_S)):
         if (e := seg.process(FRAME_S, i % 4 == 3)):
             events.append((round(seg.t, 2), e))
-    assert events and events[0][1] is Turn.END and events[0][0] < 2.0 + 1.0
+    assert events and events[0][1] is SpeechEdge.END and events[0][0] < 2.0 + 1.0
 
 
 def test_noise_floor_follows_the_room():

@@ -19,13 +19,16 @@ import time
 
 import pytest
 
-from bench.vllm_server import ROOT, VLLMServer, never_stopping_copy, vllm_installed
+import lang
 from errors import ModelError
-from events import EventBus
+from events import ErrorEvent, EventBus
+from events import SentenceReady as Sentence
+from harness.vllm_server import ROOT, VLLMServer, never_stopping_copy, vllm_installed
 from llm.backends import create_backend
-from llm.storyteller import FirstToken, ReplyDone, Sentence, Storyteller
-from pipeline import SORRY, Session
+from llm.storyteller import FirstToken, ReplyDone, Storyteller
+from pipeline import Session
 from settings import LLMSettings, load_settings
+from turn import Stages
 
 SIMPLE = [{"role": "user", "content": "Tell me a story."}]
 LONG_CONTEXT, LONG_REPLY = 4608, 4000  # the endless server: a reply of 4000 tokens takes 20+ s on 2 cores
@@ -99,7 +102,7 @@ def test_streams_a_story_sentence_by_sentence(vllm):
     assert kinds.index(FirstToken) < kinds.index(Sentence)
     assert len(sentences) >= 2 and sentences[0][-1] in '.!?"', sentences
     done = items[-1]
-    assert isinstance(done, ReplyDone) and not done.cancelled and done.tokens > 10
+    assert isinstance(done, ReplyDone) and not done.cancelled and done.pieces > 10
 
 
 def test_the_adapter_is_applied_when_asked_for_by_name(vllm, tiny):
@@ -138,7 +141,7 @@ def speed(server, tokens: int = 400) -> float:
         if isinstance(item, FirstToken):
             first = time.monotonic()
         last = item
-    return last.tokens / max(time.monotonic() - first, 1e-3)
+    return last.pieces / max(time.monotonic() - first, 1e-3)
 
 
 def test_cancel_closes_the_stream_and_vllm_stops_generating(endless):
@@ -159,7 +162,7 @@ def test_cancel_closes_the_stream_and_vllm_stops_generating(endless):
             cancel.set()
         last = item
     assert isinstance(last, ReplyDone) and last.cancelled and said
-    received = last.tokens  # what the client had read when it cancelled
+    received = last.pieces  # what the client had read when it cancelled
     generated = settled(endless, tokens) - before  # raises when the request goes on being generated
     print(f"cancelled: the server stopped after {generated:.0f} of {LONG_REPLY} tokens ({received} read, "
           f"{rate:.0f} tokens/s), {time.monotonic() - t0:.2f} s")
@@ -179,7 +182,7 @@ def test_an_unknown_model_name_is_a_clear_error(vllm):
 def test_kiosks_bench_quick_mode(vllm, tmp_path):
     """bench/kiosks.py against the module's server: the JSON it promises, every turn answered."""
     out = tmp_path / "kiosks.json"
-    run = subprocess.run([sys.executable, "bench/kiosks.py", "--server-url", vllm.url, "--kiosks", "1,3", "--turns", "1",
+    run = subprocess.run([sys.executable, "-m", "bench.kiosks", "--server-url", vllm.url, "--kiosks", "1,3", "--turns", "1",
                           "--max-new-tokens", "40", "--json", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stdout + run.stderr
     data = json.loads(out.read_text())
@@ -204,17 +207,17 @@ def test_server_killed_mid_reply_the_child_hears_a_friendly_line(endless):
             endless.kill()  # the API server and its engine process, with the reply far from written
 
     t0 = time.monotonic()
-    Session(story, bus, show=show).run_turn("Tell me a story.")
-    assert len(shown) >= 2 and shown[-1] == SORRY["en"], shown
+    Session(Stages(story, bus, show=show)).run_turn("Tell me a story.")
+    assert len(shown) >= 2 and shown[-1] == lang.get("en").sorry, shown
     assert time.monotonic() - t0 < 15  # not the 20+ s the whole reply would take
-    errors = [r for r in records if r["event"] == "error"]
-    assert [e["stage"] for e in errors] == ["llm"], errors
-    assert "mid-reply" in errors[0]["message"], errors
+    errors = [e for e in records if isinstance(e, ErrorEvent)]
+    assert [e.stage for e in errors] == ["llm"], errors
+    assert "mid-reply" in errors[0].message, errors
 
     # The server stays down: the next turn fails fast with the same friendly line.
     endless.proc.wait(10)
     shown.clear()
-    Session(teller(endless), bus, show=shown.append).run_turn("Tell me another story.")
-    assert shown == [SORRY["en"]]
+    Session(Stages(teller(endless), bus, show=shown.append)).run_turn("Tell me another story.")
+    assert shown == [lang.get("en").sorry]
     with pytest.raises(ModelError, match="Is it running"):
         list(create_backend(llm(endless)).stream(SIMPLE, threading.Event()))

@@ -11,7 +11,7 @@ import numpy as np
 import soundfile as sf
 
 from tests.helpers import ROOT, transcribe, wait_for, words
-from tests.speech_clips import RATE, VOICES, espeak, silence
+from harness.speech_clips import RATE, VOICES, espeak, silence
 
 
 def read_events(path):
@@ -60,10 +60,13 @@ def test_stop_word_stops_the_story_in_half_duplex(pulse, tiny, tmp_path):
         speak_into_mic(tmp_path, "Tell me a story about a robot.", "request").wait(30)
         assert wait_for(lambda: story_playing(events), 60)
         speak_into_mic(tmp_path, "Stop!", "stop").wait(30)
-        assert wait_for(lambda: any(r["event"] == "turn_end" for r in read_events(events)), 30)
+        ended = wait_for(lambda: any(r["event"] == "turn_end" for r in read_events(events)), 30)
     finally:
         stderr = stop_app(app)
     records = read_events(events)
+    # On a failure, what the app heard while it spoke says why (a misheard word, speech too long to be one).
+    heard = [r for r in records if r["event"] in ("speech_start", "speech_end", "heard", "no_speech", "speak_stopped", "error")]
+    assert ended, (heard, stderr[-3000:])
     end = next(r for r in records if r["event"] == "turn_end")
     assert end["cancelled"], stderr
     assert any(r["event"] == "speak_stopped" for r in records)

@@ -1,8 +1,8 @@
 """LLM benchmark: load, time to first token / sentence and decode speed through the project's own code.
 
-    python bench/llm.py [--shape-dir /tmp/phi3-shape] [--dtypes bfloat16,float32] [--merge no,yes] [--json out.json]
-    python bench/llm.py --config CONFIG.yaml [--backend NAME] [--json out.json]
-    python bench/llm.py --overhead [--overhead-configs A.yaml,B.yaml] [--json out.json]
+    python -m bench.llm_speed [--shape-dir /tmp/phi3-shape] [--dtypes bfloat16,float32] [--merge no,yes] [--json out.json]
+    python -m bench.llm_speed --config CONFIG.yaml [--backend NAME] [--json out.json]
+    python -m bench.llm_speed --overhead [--overhead-configs A.yaml,B.yaml] [--json out.json]
 
 Default mode: Phi-3-mini's real shape (hidden 3072, 32 layers, MLP 8192, vocab 32064) with random
 weights plus a random LoRA of Phi-Ed's shape, built once into --shape-dir (bf16 safetensors) and
@@ -29,10 +29,6 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any
 
-# The project root before bench/ (Python puts a script's folder first on sys.path), where
-# bench/llm.py would shadow the project's llm package.
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-
 from bench.common import (
     GIB,
     ROOT,
@@ -58,7 +54,7 @@ PHI3_MINI = {
 LORA = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0, "target_modules": ["qkv_proj", "o_proj", "gate_up_proj", "down_proj"]}
 # A typical first sentence for a young child is 10-12 words, about 15 tokens.
 FIRST_SENTENCE_TOKENS = 15
-REQUEST = "Can you tell me a story about a dragon?"  # tests/speech_clips.py REQUESTS[0]
+REQUEST = "Can you tell me a story about a dragon?"  # harness/speech_clips.py REQUESTS[0]
 FP32_MARGIN_GIB = 3.0  # free memory kept beyond the fp32 weights before trying an fp32 row
 # A row gives up when the machine's free memory falls below this while it runs: the machine is
 # shared, and the kernel's OOM killer must not be left to choose what dies.
@@ -193,17 +189,18 @@ def warm_up(backend: Any) -> None:
 
 def run_story(storyteller: Any, timed: TimedBackend, request: str, max_new_tokens: int) -> dict[str, Any]:
     """Answer one request through the Storyteller; return the timings (seconds from the request)."""
-    from llm.storyteller import FirstToken, ReplyDone, Sentence, TurnPlan
+    from events import SentenceReady
+    from llm.storyteller import FirstToken, ReplyDone
 
     out: dict[str, Any] = {"first_text_s": None, "first_sentence_s": None, "first_sentence_tokens": None}
+    decision = storyteller.intent_of(request)
+    out["prompt_tokens"] = storyteller.backend.count_tokens(storyteller.messages_for(request, decision.mode))
     t0 = time.perf_counter()
-    for item in storyteller.stream(request):
+    for item in storyteller.stream(request, decision=decision):
         now = time.perf_counter() - t0
-        if isinstance(item, TurnPlan):
-            out["prompt_tokens"] = item.prompt_tokens
-        elif isinstance(item, FirstToken) and out["first_text_s"] is None:
+        if isinstance(item, FirstToken) and out["first_text_s"] is None:
             out["first_text_s"] = round(now, 3)
-        elif isinstance(item, Sentence) and out["first_sentence_s"] is None and not timed.ended:
+        elif isinstance(item, SentenceReady) and out["first_sentence_s"] is None and not timed.ended:
             # Only a sentence the splitter completed while the model was still writing counts: the
             # rest of a reply cut at max_new_tokens (random weights: all of it) is the flush.
             out["first_sentence_s"] = round(now, 3)
@@ -267,7 +264,7 @@ def run_row(spec: dict[str, Any]) -> dict[str, Any]:
 
 def run_row_process(spec: dict[str, Any]) -> dict[str, Any]:
     """Run one row in a fresh Python process (its own peak RSS, its memory freed afterwards)."""
-    proc = subprocess.run([sys.executable, __file__, "--row", json.dumps(spec)], cwd=ROOT, stdout=subprocess.PIPE,
+    proc = subprocess.run([sys.executable, "-m", "bench.llm_speed", "--row", json.dumps(spec)], cwd=ROOT, stdout=subprocess.PIPE,
                           text=True, check=False)
     # Native libraries (llama.cpp) may write to the same stdout without a newline: find the mark.
     lines = [line.split(ROW_MARK, 1)[1] for line in proc.stdout.splitlines() if ROW_MARK in line]

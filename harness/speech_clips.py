@@ -1,4 +1,4 @@
-"""Children's requests spoken at test time by eSpeak NG in several voices, plus room noise to mix in."""
+"""Children's requests spoken by eSpeak NG in several voices, plus room noise to mix in (for the tests and the benchmarks)."""
 
 from __future__ import annotations
 
