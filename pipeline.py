@@ -176,7 +176,8 @@ class Session:
                 worker.join(0.1)  # timed: the main thread must come back to Python to see a signal
         except KeyboardInterrupt:
             self._interrupt(cancel)
-            worker.join()
+            while worker.is_alive():
+                worker.join(0.1)  # a second signal is still seen while the turn winds down
             raise
 
     def _interrupt(self, cancel: threading.Event) -> None:
@@ -260,8 +261,10 @@ class Session:
             if heard is None:
                 continue
             if is_stop_word(heard.text, self.storyteller.language):
-                if self.waiting:
-                    self.run_turn(Heard.spoken(heard))  # "stop" ends the questions; nothing is playing
+                if self.waiting:  # "stop" ends the questions (nothing is playing): said like any answer
+                    cancel = threading.Event()
+                    self._wait(self._answer(Heard.spoken(heard), cancel), cancel)
+                    mic.drain()
                 heard = None
             else:
                 heard = self._answer_while_listening(heard, listener, mic, stop, barge_in)

@@ -134,6 +134,7 @@ class Turn:
             except Exception as err:  # noqa: BLE001 - a failed activity ends; the session goes on
                 acts.reset()
                 self.fault("activities", err)
+                self._finish_speech()  # the apology is heard whole before the microphone listens again
                 return None
             if step is not None:
                 return self._activity(step, screened)
@@ -147,6 +148,8 @@ class Turn:
         self.answered = True
         if screened.verdict is not None:
             self._blocked_input(screened.verdict)  # first: a screen or log never shows the words unmasked
+        if not screened.tell:
+            st.last_said = list(screened.say)  # "say that again" after care repeats the care, not the last story
         self._emit(TurnStart(turn=self.number, text=self.heard.text, mode=decision.mode.value, mode_by=decision.by,
                              mode_p=decision.p))
         log.debug("turn %d: mode %s (by %s, p %s)", self.number, decision.mode.value, decision.by, decision.p)
@@ -189,6 +192,8 @@ class Turn:
     def _activity(self, step: "Step", screened: Optional[Screened] = None) -> Optional[TurnEnd]:
         """An activity's lines (a question, praise, a hint), then the story along a choice when one was made."""
         self.answered = True
+        if screened is not None and screened.verdict is not None:
+            self._blocked_input(screened.verdict)  # personal information in an answer: the screen shows it masked
         for line in screened.say if screened else ():
             self._say(line)  # the privacy reminder comes first here too
         self._announce(step)
@@ -230,8 +235,10 @@ class Turn:
             self._mark("first_sentence")
             self._emit(SentenceReady(turn=self.number, index=index, text=text))
         self.stages.show(text)
-        if self.stages.speaker:
-            self.stages.speaker.say(text, started=lambda: self._begun(index), played=lambda: self._played(index))
+        if self.stages.speaker and index < 0:
+            self.stages.speaker.say(text)  # not one of the turn's sentences: it marks nothing
+        elif self.stages.speaker:
+            self.stages.speaker.say(text, started=lambda: self._begun(index), played=lambda: self.played.add(index))
         return index
 
     def _acknowledge(self, mode: Mode) -> None:
@@ -245,10 +252,6 @@ class Turn:
         self.begun.add(index)
         self._mark("first_audio")
         self._mark("first_story_audio")
-
-    def _played(self, index: int) -> None:
-        if index >= 0:
-            self.played.add(index)
 
     def _blocked_input(self, verdict: "Verdict") -> None:
         self._emit(BlockedEvent(turn=self.number, stage="input", category=verdict.category or "", rule=verdict.rule or "",
