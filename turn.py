@@ -146,6 +146,7 @@ class Turn:
         """The storyteller answers, every sentence checked and spoken; afterwards an activity may start."""
         st, acts = self.stages.storyteller, self.stages.activities
         self.answered = True
+        first = len(self.lines)  # a choice's own line comes before the story along it
         if screened.verdict is not None:
             self._blocked_input(screened.verdict)  # first: a screen or log never shows the words unmasked
         if not screened.tell:
@@ -179,10 +180,11 @@ class Turn:
             self._finish_speech()
             return None
         told = [self.lines[i] for i in story]
+        reply = range(first, len(self.lines))  # what turn_end counts: the reply, not the questions after it
         if acts and told and not self.cancel.is_set() and not screened.redirected and decision.mode in STORY_MODES:
             self._after_story(told, bool(instruction), lesson=decision.mode is Mode.LESSON)
         self._finish_speech()
-        end = self._end(pieces)
+        end = self._end(pieces, reply)
         if self.stages.speaker and story and decision.mode is not Mode.REPEAT:
             heard = next((n for n, i in enumerate(story) if i not in self.begun), len(story))
             if heard:
@@ -266,14 +268,14 @@ class Turn:
         """The first time a step happens, in seconds from the end of the child's speech."""
         self.marks.setdefault(step, round(time.monotonic() - self.heard.at, 4))
 
-    def _end(self, pieces: int) -> TurnEnd:
+    def _end(self, pieces: int, reply: range) -> TurnEnd:
         ended, m = self.heard.ended, self.marks
-        end = TurnEnd(turn=self.number, sentences=len(self.lines), tokens=pieces, cancelled=self.cancel.is_set(),
+        end = TurnEnd(turn=self.number, sentences=len(reply), tokens=pieces, cancelled=self.cancel.is_set(),
                       stt_s=None if ended is None else round(self.started_at - self.heard.at, 4),
                       first_token_s=m.get("first_token"), first_sentence_s=m.get("first_sentence"),
                       first_audio_s=m.get("first_audio"), first_story_audio_s=m.get("first_story_audio"),
                       total_s=round(time.monotonic() - self.heard.at, 4),
-                      sentences_played=len(self.played) if self.stages.speaker else None,
+                      sentences_played=len(self.played.intersection(reply)) if self.stages.speaker else None,
                       end_silence_s=ended.silence_s if ended else None, end_words=ended.words if ended else "",
                       end_turn_p=ended.turn_p if ended else None)
         self._emit(end)

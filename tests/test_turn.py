@@ -171,3 +171,14 @@ def test_a_failed_activity_is_apologised_for_and_heard_before_listening_again():
     assert session.run_turn("the cave") is None
     assert speaker.said == [lang.get("en").sorry] and speaker.waited == 1
     assert not parts.activities.waiting  # it ended; the next turn is a story again
+
+
+def test_turn_end_counts_the_reply_not_the_questions_after_it():
+    bus, events = EventBus(), []
+    bus.subscribe(events.append)
+    questions = "Q: Who found the key? | A: a fox | H: It has a bushy tail."
+    teller = Storyteller(ScriptedBackend([STORY, [questions]]), "Early Elementary", "en", memory_tokens=2000, max_sentence_words=30)
+    acts = Activities(teller.complete, None, "Early Elementary", "en", questions="after_story")
+    end = Session(Stages(teller, bus, show=lambda _: None, speaker=Hearing(), activities=acts)).run_turn("Tell me a fox story")
+    assert acts.waiting and [e.text for e in events if isinstance(e, SentenceReady)][-1] == "Who found the key?"
+    assert (end.sentences, end.sentences_played) == (3, 3)  # the intro and the question are the quiz's, not the reply's
