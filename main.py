@@ -97,7 +97,12 @@ def build_speaker(settings: Settings, args: argparse.Namespace, bus: EventBus, v
     recorder = WavRecorder(speech.output_wav) if speech.output_wav else None
     if not output and not recorder:
         return None
-    speaker = Speaker(synth, bus, output=output, recorder=recorder).start()
+    reference = None
+    if output and not (args.text or args.input_wav) and settings.listen.echo_cancel == "webrtc":
+        from audio.echo import PlayedAudio
+
+        reference = PlayedAudio()  # what the speaker plays, for the microphone's echo canceller
+    speaker = Speaker(synth, bus, output=output, recorder=recorder, reference=reference).start()
     log.info("speech: %s", describe(speaker))
     return speaker
 
@@ -322,12 +327,12 @@ def run(args: argparse.Namespace) -> int:
             if args.input_wav:
                 session.run_recording(listener, args.input_wav)
             else:
-                from audio.listen import Microphone
+                from audio.room import open_microphone
 
-                mic = Microphone(settings.audio.input_device)
-                mic.open()
+                mic, barge_in = open_microphone(settings.listen, settings.audio.input_device,
+                                                speaker.output if speaker else None, speaker.reference if speaker else None)
                 try:
-                    session.run_voice(listener, mic, threading.Event(), barge_in=settings.listen.barge_in)
+                    session.run_voice(listener, mic, threading.Event(), barge_in=barge_in)
                 finally:
                     mic.close()
         return 0

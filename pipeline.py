@@ -6,7 +6,7 @@ import logging
 import queue
 import threading
 import time
-from typing import TYPE_CHECKING, Iterable, Optional, Union
+from typing import TYPE_CHECKING, Callable, Iterable, Optional, Union
 
 from events import SessionEnd, SessionStart
 from errors import MicrophoneError
@@ -235,8 +235,13 @@ class Session:
         finally:
             out.put(None)
 
-    def run_voice(self, listener: "Listener", mic: "Microphone", stop: threading.Event, barge_in: bool = False) -> None:
-        """Hands-free: listen, answer while still listening, back to listening, until stop is set."""
+    def run_voice(self, listener: "Listener", mic: "Microphone", stop: threading.Event,
+                  barge_in: Union[bool, Callable[[], bool]] = False) -> None:
+        """Hands-free: listen, answer while still listening, back to listening, until stop is set.
+
+        barge_in: whether a child's voice over the answer stops it; a callable is asked the moment
+        speech starts (the echo canceller has settled), True always, False never (half-duplex).
+        """
         log.info("listening (Ctrl-C to end)")
         heard: Optional[Transcript] = None
         mic_failures = 0
@@ -298,26 +303,36 @@ class Session:
             log.error("%s", err)
 
     def _answer_while_listening(
-        self, heard: Transcript, listener: "Listener", mic: "Microphone", stop: threading.Event, barge_in: bool
+        self, heard: Transcript, listener: "Listener", mic: "Microphone", stop: threading.Event,
+        barge_in: Union[bool, Callable[[], bool]],
     ) -> Optional[Transcript]:
         """Answer on the turn's worker while the microphone is watched; returns a barge-in's words.
 
-        The stop word always stops the answer. Half-duplex (default): anything else heard while the
-        app speaks (its own voice, on a real kiosk) is dropped. Barge-in: a child speaking stops
-        speech and generation the moment their speech is confirmed, and their words are the next turn.
+        The stop word always stops the answer. Half-duplex: anything else heard while the app speaks
+        (its own voice, on a kiosk without echo cancellation) is dropped. Barge-in: a child speaking
+        stops speech and generation the moment their speech is confirmed, and their words are the
+        next turn; asked per utterance, so that speech before the canceller settled is only watched for "stop".
         """
+        allowed = barge_in if callable(barge_in) else (lambda: bool(barge_in))
         cancel, done = threading.Event(), threading.Event()
         worker = self._answer(Heard.spoken(heard), cancel, done)
         next_turn = None
         try:
             while not done.is_set() and not stop.is_set():
-                overheard = listener.listen(mic.read(done), done, on_start=(lambda: self._interrupt(cancel)) if barge_in else None,
+                barged = threading.Event()
+
+                def interrupt() -> None:
+                    if allowed():
+                        barged.set()
+                        self._interrupt(cancel)
+
+                overheard = listener.listen(mic.read(done), done, on_start=interrupt if barge_in else None,
                                             max_seconds=None if barge_in else STOP_WORD_MAX_S, announce=False)
                 if overheard is None:
                     break
                 if is_stop_word(overheard.text, self.storyteller.language):
                     self._interrupt(cancel)
-                elif barge_in:
+                elif barged.is_set():
                     next_turn = overheard
                     break
         except KeyboardInterrupt:

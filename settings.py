@@ -209,7 +209,23 @@ class ListenSettings(_Section):
     no_speech_threshold: float = Field(0.6, ge=0.0, le=1.0)
     min_avg_logprob: float = Field(-1.5, le=0.0)
     max_compression_ratio: float = Field(2.4, gt=0.0)
-    barge_in: bool = False
+    # A child's voice over the story stops it and is the next turn. auto: wherever the echo check at
+    # start finds the speaker's echo cancelled (or not heard at all), else half-duplex ("stop" only).
+    barge_in: Union[bool, Literal["auto"]] = "auto"
+    # The speaker's own voice taken out of the microphone: "webrtc" (WebRTC AEC3 in the app, with what
+    # the speaker played as the reference), "system" (the sound server does it, e.g. PulseAudio's
+    # module-echo-cancel as the input device: the app only checks), or off.
+    # Off by default until the first seconds are cancelled too (README "Hearing over the story").
+    echo_cancel: Literal["webrtc", "system", "off"] = "off"
+    # Seconds of the speaker's sound the canceller adapts on before a voice may interrupt (stop always can).
+    echo_settle_s: float = Field(1.0, ge=0.0, le=10.0)
+    # The start-up check's short sound, and the verdict it gives barge_in: auto (off: trust the canceller).
+    echo_check: bool = True
+
+    @field_validator("echo_cancel", mode="before")
+    @classmethod
+    def _bare_off(cls, value: Any) -> Any:
+        return "off" if value is False else value  # YAML's bare `off`
 
 
 class EventSettings(_Section):

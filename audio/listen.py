@@ -8,7 +8,7 @@ import logging
 import queue
 import threading
 import time
-from typing import Any, Callable, Iterable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional
 
 import numpy as np
 
@@ -18,6 +18,9 @@ from audio.stt import Transcriber, Transcript
 from audio.vad import FRAME_S, FRAME_SAMPLES, SAMPLE_RATE, EndpointConfig, NoiseFloor, Segmenter, SpeechEdge, frame_db
 from errors import ListenError, MicrophoneError
 from events import EventBus, Heard, Listening, NoSpeech, SpeechEnd, SpeechStart
+
+if TYPE_CHECKING:
+    from audio.echo import EchoCanceller
 
 log = logging.getLogger(__name__)
 
@@ -319,17 +322,38 @@ def wav_frames(path: str) -> Iterator[np.ndarray]:
         yield samples[start : start + FRAME_SAMPLES]
 
 
-class Microphone:
-    """The microphone: a sounddevice input stream whose callback only queues 512-sample frames."""
+def _captured(time_info: Any, frames: int) -> float:
+    """When a block's last sample was captured, on time.monotonic: the canceller finds what the speaker played then.
 
-    def __init__(self, device: DeviceRef = None):
+    PortAudio's ADC time says it (a sound server delivers blocks in bursts, up to tens of ms after
+    capture); where the host gives none, the moment of delivery.
+    """
+    now = time.monotonic()
+    try:
+        adc, current = float(time_info.inputBufferAdcTime), float(time_info.currentTime)
+    except (AttributeError, TypeError, ValueError):
+        return now
+    if adc <= 0.0 or current <= 0.0 or not 0.0 <= current - adc < 1.0:
+        return now
+    return now - (current - adc) + frames / SAMPLE_RATE
+
+
+class Microphone:
+    """The microphone: a sounddevice input stream whose callback only queues 512-sample frames, stamped.
+
+    read() hands them on with the speaker's echo taken out (echo), on the reader's thread, never
+    in PortAudio's callback.
+    """
+
+    def __init__(self, device: DeviceRef = None, echo: Optional["EchoCanceller"] = None):
         self.device = parse_device(device)
+        self.echo = echo
         self.frames: queue.Queue = queue.Queue(maxsize=int(30 / FRAME_S))  # 30 s of slack
         self.stream: Any = None
 
     def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio's thread: queue only
         try:
-            self.frames.put_nowait(indata[:, 0].copy())
+            self.frames.put_nowait((indata[:, 0].copy(), _captured(time_info, frames)))
         except queue.Full:
             pass  # nobody is listening (e.g. the app is speaking): the oldest audio is not needed
 
@@ -350,11 +374,16 @@ class Microphone:
             ) from err
 
     def read(self, stop: threading.Event) -> Iterator[np.ndarray]:
-        """Frames as they arrive, until stop is set; a microphone gone quiet raises MicrophoneError."""
+        """Frames as they arrive (the echo taken out), until stop is set; a microphone gone quiet raises MicrophoneError."""
+        for frame, at in self.read_stamped(stop):
+            yield frame if self.echo is None else self.echo.process(frame, at)
+
+    def read_stamped(self, stop: threading.Event) -> Iterator[tuple[np.ndarray, float]]:
+        """Raw frames with the time each arrived (the echo check), until stop is set."""
         last, reopened = time.monotonic(), False
         while not stop.is_set():
             try:
-                frame = self.frames.get(timeout=0.1)
+                item = self.frames.get(timeout=0.1)
             except queue.Empty:
                 # PortAudio delivers a frame every 32 ms; none for seconds means the device is gone.
                 if time.monotonic() - last > STALL_S:
@@ -368,7 +397,7 @@ class Microphone:
                     last = time.monotonic()
                 continue
             last, reopened = time.monotonic(), False
-            yield frame
+            yield item
 
     def _reopen_quietly(self) -> None:
         try:
@@ -377,9 +406,11 @@ class Microphone:
             pass  # still gone: the next stall reports it
 
     def restart(self) -> None:
-        """Close and open the device again (after it failed)."""
+        """Close and open the device again (after it failed); the canceller learns the room again."""
         self.close()
         self.drain()
+        if self.echo is not None:
+            self.echo.reset()
         self.open()
 
     def drain(self) -> None:

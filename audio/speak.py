@@ -7,7 +7,7 @@ import queue
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 
@@ -16,6 +16,9 @@ from audio.tts import Audio, Synthesizer
 from audio.wordtiming import estimate
 from errors import SinkError
 from events import ErrorEvent, EventBus, SpeakEnd, SpeakStart, SpeakStopped, WordSpoken
+
+if TYPE_CHECKING:
+    from audio.echo import PlayedAudio
 
 log = logging.getLogger(__name__)
 
@@ -93,9 +96,11 @@ class Speaker:
         recorder: Optional[WavRecorder] = None,
         clock: Callable[[], float] = time.monotonic,
         retry: Optional[Backoff] = None,
+        reference: Optional["PlayedAudio"] = None,
     ):
         self._rendered: dict[str, Audio] = {}  # lines made ahead (prepare): said without waiting for the voice
         self.synth, self.bus, self.output, self.recorder = synth, bus, output, recorder
+        self.reference = reference  # what was played, for the microphone's echo canceller
         # Set from the teacher's page while the app runs: read by the playback thread per block.
         self.gain = 1.0
         self.clock = clock
@@ -315,6 +320,8 @@ class Speaker:
             # heard. The first write of a sentence may wait for the stream to start.
             if self.output and not self._write(chunk, audio.sample_rate):
                 break
+            if self.output and self.reference is not None:
+                self.reference.played(chunk, audio.sample_rate)  # on the device's pace: the echo to come
             if self.recorder:
                 self._record(self.recorder.write, chunk, audio.sample_rate)
             if played == 0:

@@ -189,7 +189,7 @@ def test_a_microphone_that_never_delivers_is_reopened_once_before_it_is_reported
             opened.append(1)
             if len(opened) == 2:  # the reopened stream works
                 for _ in range(3):
-                    self.frames.put_nowait(np.zeros(512, np.float32))
+                    self.frames.put_nowait((np.zeros(512, np.float32), time.monotonic()))
 
         def close(self):
             pass
