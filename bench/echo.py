@@ -55,12 +55,7 @@ def run(sentences: int, save: str | None = None) -> dict:
     mic.open()
     stop = threading.Event()
     synth = create_synthesizer(settings.speech, "en", "Early Elementary")
-    import os
-    if os.environ.get("GREET"):
-        g = synth.synthesize(os.environ["GREET"])
-        report = check_echo(output.write, mic.read_stamped(stop), ref, canceller, probe=g.samples, rate=g.sample_rate)
-    else:
-        report = check_echo(output.write, mic.read_stamped(stop), ref, canceller)
+    report = check_echo(output.write, mic.read_stamped(stop), ref, canceller)
     mic.drain()
     speaker = Speaker(synth, bus, output=output, reference=ref).start()
     heard: list[tuple[np.ndarray, float]] = []
