@@ -26,6 +26,17 @@ MIC_RETRY_MAX_S = 10.0
 STOP_WORD_MAX_S = 2.0
 
 
+class _Until:
+    """When to stop listening over an answer: it is done (unless a barge-in is still being heard), or the session stops."""
+
+    def __init__(self, done: threading.Event, barged: threading.Event, stop: threading.Event):
+        self.done, self.barged, self.stop = done, barged, stop
+
+    def is_set(self) -> bool:
+        """Whether to stop listening now."""
+        return self.stop.is_set() or (self.done.is_set() and not self.barged.is_set())
+
+
 class Session:
     """Runs turns one after another, each on a worker of its own while the loop's thread watches for "stop"."""
 
@@ -319,14 +330,17 @@ class Session:
         next_turn = None
         try:
             while not done.is_set() and not stop.is_set():
-                barged = threading.Event()
+                barged = threading.Event()  # this utterance stopped the answer
 
                 def interrupt() -> None:
                     if allowed():
                         barged.set()
                         self._interrupt(cancel)
 
-                overheard = listener.listen(mic.read(done), done, on_start=interrupt if barge_in else None,
+                # A child who barged in is heard to the end of what they say, though the answer they
+                # cut ends (done) while they are still speaking: those words are the next turn.
+                until = _Until(done, barged, stop)
+                overheard = listener.listen(mic.read(until), until, on_start=interrupt if barge_in else None,
                                             max_seconds=None if barge_in else STOP_WORD_MAX_S, announce=False)
                 if overheard is None:
                     break

@@ -197,9 +197,13 @@ class DeviceOutput:
             self._guarded(lambda s: s.active and s.stop())
 
     def discard(self) -> None:
-        """Drop whatever is still buffered (after stop) and be ready to play again."""
+        """Drop whatever is still buffered (after stop): silent at once; the next write starts the stream again.
+
+        Starting it here would hold the stop for as long as the sound server takes to start a
+        stream (over a second with PulseAudio, seen in the barge-in test).
+        """
         with self._lock:
-            self._guarded(lambda s: (s.abort(), s.start()))
+            self._guarded(lambda s: s.abort())
 
     def _guarded(self, action: Callable[[Any], Any]) -> None:
         if self.stream is None or self._closed:

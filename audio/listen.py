@@ -26,6 +26,9 @@ log = logging.getLogger(__name__)
 
 # Seconds without a single frame before the microphone is declared gone.
 STALL_S = 2.0
+# A stream just opened gets longer for its first frame: PulseAudio starts delivering a new
+# capture stream 0.7-1.9 s after it is opened (measured here), later still on a loaded machine.
+START_S = 6.0
 # Silence kept after the last speech frame, so Whisper hears the word end fully.
 TAIL_S = 0.2
 
@@ -350,6 +353,7 @@ class Microphone:
         self.echo = echo
         self.frames: queue.Queue = queue.Queue(maxsize=int(30 / FRAME_S))  # 30 s of slack
         self.stream: Any = None
+        self._flowing = False  # a frame came since the stream was last opened
 
     def _callback(self, indata, frames, time_info, status) -> None:  # PortAudio's thread: queue only
         try:
@@ -366,6 +370,7 @@ class Microphone:
                 samplerate=SAMPLE_RATE, channels=1, dtype="float32", blocksize=FRAME_SAMPLES,
                 device=self.device, callback=self._callback,
             )
+            self._flowing = False
             self.stream.start()
         except Exception as err:  # noqa: BLE001 - PortAudio raises several types
             self.stream = None
@@ -386,17 +391,17 @@ class Microphone:
                 item = self.frames.get(timeout=0.1)
             except queue.Empty:
                 # PortAudio delivers a frame every 32 ms; none for seconds means the device is gone.
-                if time.monotonic() - last > STALL_S:
+                if time.monotonic() - last > (STALL_S if self._flowing else max(STALL_S, START_S)):
                     if reopened:
                         raise MicrophoneError("the microphone stopped sending audio (unplugged?)") from None
                     # A sound server's stream sometimes starts and never delivers (seen with PulseAudio
                     # just after it started): open it once more, quietly, before telling the child.
-                    log.warning("no audio from the microphone for %.0f s: reopening it", STALL_S)
+                    log.warning("no audio from the microphone for %.0f s: reopening it", time.monotonic() - last)
                     reopened = True
                     self._reopen_quietly()
                     last = time.monotonic()
                 continue
-            last, reopened = time.monotonic(), False
+            last, reopened, self._flowing = time.monotonic(), False, True
             yield item
 
     def _reopen_quietly(self) -> None:

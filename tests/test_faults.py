@@ -182,6 +182,7 @@ def test_a_microphone_that_never_delivers_is_reopened_once_before_it_is_reported
     from errors import MicrophoneError
 
     monkeypatch.setattr(listen_module, "STALL_S", 0.2)
+    monkeypatch.setattr(listen_module, "START_S", 0.2)
     opened = []
 
     class Mute(Microphone):

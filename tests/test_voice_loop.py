@@ -79,10 +79,13 @@ def test_barge_in_stops_speech_and_becomes_the_next_turn(pulse, tiny, tmp_path):
         speak_into_mic(tmp_path, "Tell me a story about a robot.", "request").wait(30)
         assert wait_for(lambda: story_playing(events), 60)
         speak_into_mic(tmp_path, "Tell me a story about a cat.", "barge").wait(30)
-        assert wait_for(lambda: [r["event"] for r in read_events(events)].count("turn_end") >= 2, 90)
+        ended = wait_for(lambda: [r["event"] for r in read_events(events)].count("turn_end") >= 2, 90)
     finally:
         stderr = stop_app(app)
     records = read_events(events)
+    seen = [r for r in records if r["event"] in ("speech_start", "speech_end", "heard", "no_speech", "speak_stopped",
+                                                  "turn_start", "turn_end", "error")]
+    assert ended, (seen, stderr[-3000:])
     ends = [r for r in records if r["event"] == "turn_end"]
     assert ends[0]["cancelled"] and not ends[1]["cancelled"], stderr
     heard = [r["text"] for r in records if r["event"] == "heard"]
