@@ -7,6 +7,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 
 import pytest
 
@@ -208,6 +209,8 @@ def test_text_mode_story_questions_answers_and_summary_end_to_end(tiny, tmp_path
     app = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--config", str(config), "--text", "--mute"],
                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            cwd=ROOT, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    watchdog = threading.Timer(300, app.kill)  # a story that never asks must fail here, not hang the suite
+    watchdog.start()
     try:
         app.stdin.write("Tell me a story about a robot\n")
         app.stdin.flush()
@@ -222,6 +225,7 @@ def test_text_mode_story_questions_answers_and_summary_end_to_end(tiny, tmp_path
         heard = who.split()[:-1] + [who.split()[-1] + who[-1]]  # "the robot" heard as "the robott"
         out, err = app.communicate(" ".join(heard) + "\n", timeout=300)
     finally:
+        watchdog.cancel()
         if app.poll() is None:
             app.kill()
     assert app.returncode == 0, err
