@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import tempfile
 import time
-from pathlib import Path
 
 import numpy as np
 import soundfile as sf
@@ -14,7 +13,7 @@ RATE = 16000
 
 
 class EchoRoomError(RuntimeError):
-    """The echo room could not be built, measured or removed."""
+    """The echo room could not be built or removed."""
 
 
 def _pactl(*args: str) -> str:
@@ -24,36 +23,11 @@ def _pactl(*args: str) -> str:
         raise EchoRoomError(f"pactl {' '.join(args)} failed: {getattr(exc, 'stderr', exc)}") from exc
 
 
-def record(source: str, seconds: float, rate: int = RATE) -> np.ndarray:
-    """Record `seconds` of mono float32 audio from a PulseAudio source with parecord."""
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "rec.wav"
-        proc = subprocess.Popen(["parecord", f"--device={source}", "--channels=1", f"--rate={rate}",
-                                 "--format=s16le", "--file-format=wav", str(path)])
-        time.sleep(seconds)
-        proc.terminate()  # SIGTERM: parecord finalizes the wav header
-        proc.wait(5)
-        data, _ = sf.read(path, dtype="float32")
-    return data
-
-
 def play(samples: np.ndarray, sink: str, rate: int = RATE) -> subprocess.Popen:
     """Start playing samples into a PulseAudio sink in the background; the caller waits or terminates."""
     tmp = tempfile.NamedTemporaryFile(suffix=".wav", delete=False)
     sf.write(tmp.name, samples.astype(np.float32), rate, subtype="PCM_16")
     return subprocess.Popen(["paplay", f"--device={sink}", tmp.name])
-
-
-def delay_and_level(played: np.ndarray, heard: np.ndarray, rate: int = RATE) -> tuple[float, float]:
-    """Delay (s) of `played` inside `heard` by cross-correlation, and the level ratio heard/played in dB."""
-    n = len(played) + len(heard)
-    size = 1 << (n - 1).bit_length()
-    corr = np.fft.irfft(np.fft.rfft(heard, size) * np.conj(np.fft.rfft(played, size)), size)
-    lag = int(np.argmax(np.abs(corr[: len(heard)])))
-    seg = heard[lag: lag + len(played)]
-    ref = played[: len(seg)]
-    gain = float(np.dot(seg, ref) / max(np.dot(ref, ref), 1e-12))  # least-squares echo gain at that lag
-    return lag / rate, 20 * np.log10(max(abs(gain), 1e-9))
 
 
 class EchoRoom:

@@ -115,11 +115,3 @@ def pulse():
     if started:
         stop_sound_server()
 
-
-@pytest.fixture
-def echo_room(pulse):
-    """The speaker leaks into the microphone for this test (60 ms, 70 % volume loopback), removed after."""
-    from harness.echo_room import EchoRoom
-
-    with EchoRoom() as room:
-        yield room
