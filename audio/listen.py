@@ -391,7 +391,7 @@ class Microphone:
                 item = self.frames.get(timeout=0.1)
             except queue.Empty:
                 # PortAudio delivers a frame every 32 ms; none for seconds means the device is gone.
-                if time.monotonic() - last > (STALL_S if self._flowing else max(STALL_S, START_S)):
+                if time.monotonic() - last > (STALL_S if self._flowing else START_S):
                     if reopened:
                         raise MicrophoneError("the microphone stopped sending audio (unplugged?)") from None
                     # A sound server's stream sometimes starts and never delivers (seen with PulseAudio
