@@ -48,6 +48,12 @@ def stop_app(app):
     return app.stderr.read()
 
 
+def what_was_heard(records):
+    """For a failure message: what the app heard and did while it spoke (a misheard word, speech too long to be one)."""
+    shown = ("speech_start", "speech_end", "heard", "no_speech", "speak_stopped", "turn_start", "turn_end", "error")
+    return [r for r in records if r["event"] in shown]
+
+
 def story_playing(events):
     records = read_events(events)
     acks = {r["text"] for r in records if r["event"] == "ack"}
@@ -64,9 +70,7 @@ def test_stop_word_stops_the_story_in_half_duplex(pulse, tiny, tmp_path):
     finally:
         stderr = stop_app(app)
     records = read_events(events)
-    # On a failure, what the app heard while it spoke says why (a misheard word, speech too long to be one).
-    heard = [r for r in records if r["event"] in ("speech_start", "speech_end", "heard", "no_speech", "speak_stopped", "error")]
-    assert ended, (heard, stderr[-3000:])
+    assert ended, (what_was_heard(records), stderr[-3000:])
     end = next(r for r in records if r["event"] == "turn_end")
     assert end["cancelled"], stderr
     assert any(r["event"] == "speak_stopped" for r in records)
@@ -83,9 +87,7 @@ def test_barge_in_stops_speech_and_becomes_the_next_turn(pulse, tiny, tmp_path):
     finally:
         stderr = stop_app(app)
     records = read_events(events)
-    seen = [r for r in records if r["event"] in ("speech_start", "speech_end", "heard", "no_speech", "speak_stopped",
-                                                  "turn_start", "turn_end", "error")]
-    assert ended, (seen, stderr[-3000:])
+    assert ended, (what_was_heard(records), stderr[-3000:])
     ends = [r for r in records if r["event"] == "turn_end"]
     assert ends[0]["cancelled"] and not ends[1]["cancelled"], stderr
     heard = [r["text"] for r in records if r["event"] == "heard"]
