@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 # Seconds without a single frame before the microphone is declared gone.
 STALL_S = 2.0
 # A stream just opened gets longer for its first frame: PulseAudio starts delivering a new
-# capture stream 0.7-1.9 s after it is opened (measured here), later still on a loaded machine.
+# capture stream 0.8-1.9 s after it is opened (measured here), later still on a loaded machine.
 START_S = 6.0
 # Silence kept after the last speech frame, so Whisper hears the word end fully.
 TAIL_S = 0.2
