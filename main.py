@@ -20,6 +20,8 @@ from shutdown import EXIT_CODE, Shutdown
 
 if TYPE_CHECKING:
     from activities.flow import Activities
+    from audio.echo import PlayedAudio
+    from audio.pulse import PulseEchoCancel
     from audio.tts import SynthesizerFactory
     from controls import KioskControls
     from pipeline import Session
@@ -73,8 +75,12 @@ def _quiet_libraries() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def build_speaker(settings: Settings, args: argparse.Namespace, bus: EventBus, voices: "SynthesizerFactory"):
-    """The speaker for this session, or None for text only; a missing device is a warning, not a crash."""
+def build_speaker(settings: Settings, args: argparse.Namespace, bus: EventBus, voices: "SynthesizerFactory",
+                  reference: "PlayedAudio | None" = None):
+    """The speaker for this session, or None for text only; a missing device is a warning, not a crash.
+
+    reference: where it hands every block it plays (the echo canceller's far end), if anywhere.
+    """
     from audio.devices import DeviceOutput, WavRecorder
     from audio.speak import Speaker, describe
     from errors import SpeechError
@@ -97,14 +103,39 @@ def build_speaker(settings: Settings, args: argparse.Namespace, bus: EventBus, v
     recorder = WavRecorder(speech.output_wav) if speech.output_wav else None
     if not output and not recorder:
         return None
-    reference = None
-    if output and not (args.text or args.input_wav) and settings.listen.echo_cancel == "webrtc":
-        from audio.echo import PlayedAudio
-
-        reference = PlayedAudio()  # what the speaker plays, for the microphone's echo canceller
-    speaker = Speaker(synth, bus, output=output, recorder=recorder, reference=reference).start()
+    speaker = Speaker(synth, bus, output=output, recorder=recorder, reference=reference if output else None).start()
     log.info("speech: %s", describe(speaker))
     return speaker
+
+
+def start_echo_cancel(settings: Settings, args: argparse.Namespace) -> tuple[Settings, "PulseEchoCancel | None"]:
+    """listen.echo_cancel: system: the sound server's canceller for this session; off (one line) where it cannot run."""
+    if settings.listen.echo_cancel != "system" or args.text or args.input_wav:
+        return settings, None
+    from audio.echo import EchoError
+    from audio.pulse import PulseEchoCancel
+
+    try:
+        return settings, PulseEchoCancel(settings.listen.noise_suppression).open()
+    except EchoError as err:
+        log.warning("no echo cancellation (%s): barge-in off (half-duplex); 'stop' still works", err)
+        listen = settings.listen.model_copy(update={"echo_cancel": "off"})
+        return settings.model_copy(update={"listen": listen}), None
+
+
+def far_end(settings: Settings, args: argparse.Namespace) -> tuple["PlayedAudio | None", "str | None"]:
+    """listen.echo_cancel: webrtc: the canceller's far end, and the speaker's monitor source that fills it (None: the speaker's writes do)."""
+    if settings.listen.echo_cancel != "webrtc" or args.text or args.input_wav:
+        return None, None
+    from audio.echo import EchoError, PlayedAudio
+    from audio.pulse import find_monitor
+
+    if settings.listen.echo_reference == "monitor":
+        try:
+            return PlayedAudio(), find_monitor()
+        except EchoError as err:
+            log.info("%s: the echo canceller's far end is what the app writes to the speaker", err)
+    return PlayedAudio(), None
 
 
 def list_and_exit(settings: Settings, args: argparse.Namespace) -> int:
@@ -275,7 +306,7 @@ def run(args: argparse.Namespace) -> int:
         log.info("screen: http://%s:%d/", sc.host, sinks[-1][1].port)
     for name, sink in sinks:
         bus.subscribe(sink, name=name)
-    speaker = session = None
+    speaker = session = echo = None
     try:
         from llm.backends import create_backend
         from llm.storyteller import Storyteller
@@ -298,7 +329,9 @@ def run(args: argparse.Namespace) -> int:
         from audio.tts import SynthesizerFactory
 
         voices = SynthesizerFactory(settings.speech)  # owns the one pyttsx3 engine every voice of the session shares
-        speaker = build_speaker(settings, args, bus, voices)
+        settings, echo = start_echo_cancel(settings, args)  # before any stream opens: it routes them
+        reference, monitor = far_end(settings, args)
+        speaker = build_speaker(settings, args, bus, voices, reference if monitor is None else None)
         bus.emit(SessionStart(model=backend.description, fine_tuned=backend.fine_tuned, age_group=story.age_group, language=story.language))
         from acknowledge import Acknowledger
 
@@ -330,7 +363,7 @@ def run(args: argparse.Namespace) -> int:
                 from audio.room import open_microphone
 
                 mic, barge_in = open_microphone(settings.listen, settings.audio.input_device,
-                                                speaker.output if speaker else None, speaker.reference if speaker else None)
+                                                speaker.output if speaker else None, reference, monitor)
                 try:
                     session.run_voice(listener, mic, threading.Event(), barge_in=barge_in)
                 finally:
@@ -341,6 +374,8 @@ def run(args: argparse.Namespace) -> int:
             session.close()
         if speaker:
             speaker.close()
+        if echo is not None:
+            echo.close()
         for _, sink in sinks:
             sink.close()
 

@@ -212,11 +212,16 @@ class ListenSettings(_Section):
     # A child's voice over the story stops it and is the next turn. auto: wherever the echo check at
     # start finds the speaker's echo cancelled (or not heard at all), else half-duplex ("stop" only).
     barge_in: Union[bool, Literal["auto"]] = "auto"
-    # The speaker's own voice taken out of the microphone: "webrtc" (WebRTC AEC3 in the app, with what
-    # the speaker played as the reference), "system" (the sound server does it, e.g. PulseAudio's
-    # module-echo-cancel as the input device: the app only checks), or off.
-    # Off by default until the first seconds are cancelled too (README "Hearing over the story").
+    # The speaker's own voice taken out of the microphone: "system" (PulseAudio's module-echo-cancel,
+    # found running or loaded by the app over the default devices for the session; off with one line
+    # where there is no PulseAudio), "webrtc" (WebRTC AEC3 in the app, with what the speaker played as
+    # the reference; its first seconds still leak, README "Hearing over the story"), or off.
     echo_cancel: Literal["webrtc", "system", "off"] = "off"
+    # The far end of echo_cancel: webrtc. monitor: the speaker's monitor as the sound server played it
+    # (PulseAudio; where there is none, what the app writes); played: the blocks the app writes.
+    echo_reference: Literal["monitor", "played"] = "monitor"
+    # The sound server's noise suppressor on the microphone (echo_cancel: system only).
+    noise_suppression: bool = False
     # Seconds of the speaker's sound the canceller adapts on before a voice may interrupt (stop always can).
     echo_settle_s: float = Field(1.0, ge=0.0, le=10.0)
     # The start-up check's short sound, and the verdict it gives barge_in: auto (off: trust the canceller).

@@ -348,9 +348,10 @@ class Microphone:
     in PortAudio's callback.
     """
 
-    def __init__(self, device: DeviceRef = None, echo: Optional["EchoCanceller"] = None):
+    def __init__(self, device: DeviceRef = None, echo: Optional["EchoCanceller"] = None, far: Any = None):
         self.device = parse_device(device)
         self.echo = echo
+        self.far = far  # the canceller's far-end stream (audio.pulse.SpeakerMonitor), opened and closed with this one
         self.frames: queue.Queue = queue.Queue(maxsize=int(30 / FRAME_S))  # 30 s of slack
         self.stream: Any = None
         self._flowing = False  # a frame came since the stream was last opened
@@ -377,6 +378,11 @@ class Microphone:
             raise MicrophoneError(
                 f"no usable microphone ({err}); check --list-devices and audio.input_device, or type with --text"
             ) from err
+        if self.far is not None:
+            try:
+                self.far.open()
+            except ListenError as err:  # the canceller goes on without it: echo is not taken out, the turn goes on
+                log.warning("%s", err)
 
     def read(self, stop: threading.Event) -> Iterator[np.ndarray]:
         """Frames as they arrive (the echo taken out), until stop is set; a microphone gone quiet raises MicrophoneError."""
@@ -419,18 +425,22 @@ class Microphone:
         self.open()
 
     def drain(self) -> None:
-        """Drop what was heard meanwhile (the app's own voice, in half-duplex)."""
+        """Drop what was heard meanwhile (the app's own voice, in half-duplex); the canceller keeps count."""
         while True:
             try:
-                self.frames.get_nowait()
+                frame, _ = self.frames.get_nowait()
             except queue.Empty:
                 return
+            if self.echo is not None:
+                self.echo.skip(len(frame))
 
     def close(self) -> None:
-        """Stop capturing and release the device."""
+        """Stop capturing and release the device (and the far-end stream)."""
         if self.stream is not None:
             self.stream.close()
             self.stream = None
+        if self.far is not None:
+            self.far.close()
 
 
 def create_listener(listen: Any, story_language: str, bus: EventBus) -> Listener:

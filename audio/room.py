@@ -6,23 +6,29 @@ import logging
 import threading
 from typing import Any, Callable, Optional, Union
 
-from audio.echo import EchoCanceller, EchoReport, PlayedAudio, check_echo
+from audio.echo import MONITOR_REANCHOR_S, REANCHOR_S, EchoCanceller, EchoReport, PlayedAudio, check_echo
 from audio.listen import Microphone
+from audio.pulse import SpeakerMonitor
 
 log = logging.getLogger(__name__)
 
 BargeIn = Union[bool, Callable[[], bool]]
 
 
-def open_microphone(listen: Any, device: Any, output: Any = None,
-                    reference: Optional[PlayedAudio] = None) -> tuple[Microphone, BargeIn]:
+def open_microphone(listen: Any, device: Any, output: Any = None, reference: Optional[PlayedAudio] = None,
+                    monitor: Optional[str] = None) -> tuple[Microphone, BargeIn]:
     """The opened microphone (with the canceller listen.echo_cancel asks for) and what barge-in is allowed.
 
     output: the speaker's device (None: the app is silent, nothing to echo); reference: what it
-    played (made by the caller for the speaker when listen.echo_cancel is webrtc).
+    played, the far end (made by the caller when listen.echo_cancel is webrtc); monitor: the
+    sound server's source that fills it (None: the speaker hands it every block it writes).
     """
-    echo = EchoCanceller(reference, settle_s=listen.echo_settle_s) if reference is not None else None
-    mic = Microphone(device, echo=echo)
+    echo = None
+    if reference is not None and output:
+        echo = EchoCanceller(reference, settle_s=listen.echo_settle_s,
+                             reanchor_s=MONITOR_REANCHOR_S if monitor else REANCHOR_S)
+    far = SpeakerMonitor(monitor, reference) if echo is not None and monitor else None
+    mic = Microphone(device, echo=echo, far=far)
     mic.open()
     return mic, barge_in(listen, mic, output, reference)
 
@@ -55,7 +61,8 @@ def _check(mic: Microphone, output: Any, reference: Optional[PlayedAudio]) -> Ec
     stop = threading.Event()
     mic.drain()
     try:
-        report = check_echo(output.write, mic.read_stamped(stop), reference or PlayedAudio(), mic.echo)
+        report = check_echo(output.write, mic.read_stamped(stop), reference or PlayedAudio(), mic.echo,
+                            feed=mic.far is None)  # the monitor hears the probe itself
         output.pause()
     finally:
         stop.set()

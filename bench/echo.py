@@ -16,8 +16,9 @@ import time
 import numpy as np
 
 from audio.devices import DeviceOutput
-from audio.echo import EchoCanceller, PlayedAudio, check_echo
+from audio.echo import MONITOR_REANCHOR_S, REANCHOR_S, EchoCanceller, PlayedAudio, check_echo
 from audio.listen import Microphone
+from audio.pulse import SpeakerMonitor, find_monitor
 from audio.speak import Speaker
 from audio.tts import create_synthesizer
 from audio.vad import SileroScorer
@@ -44,22 +45,29 @@ def story(n: int) -> list[str]:
     return [STORY[i % len(STORY)] for i in range(n)]
 
 
-def run(sentences: int, save: str | None = None) -> dict:
-    """Tell the story in the room; returns the measurements."""
+def run(sentences: int, save: str | None = None, reference: str = "monitor", pause_s: float = 0.0) -> dict:
+    """Tell the story in the room; returns the measurements.
+
+    reference: the far end, the speaker's monitor or the blocks the app writes; pause_s: silence
+    between the sentences (each one then starts from quiet, as an answer after a child's turn does).
+    """
     settings = Settings()
     bus = EventBus()
-    ref = PlayedAudio(seconds=120.0)  # the whole story, for --save
-    canceller = EchoCanceller(ref)
+    ref = PlayedAudio(seconds=120.0 + sentences * pause_s)  # the whole story, for --save
+    monitor = reference == "monitor"
+    canceller = EchoCanceller(ref, reanchor_s=MONITOR_REANCHOR_S if monitor else REANCHOR_S)
+    plain = EchoCanceller(ref, reanchor_s=canceller.reanchor_s, residual_db=None)  # AEC3 alone
     output = DeviceOutput(None)
-    mic = Microphone(None)
+    mic = Microphone(None, echo=canceller, far=SpeakerMonitor(find_monitor(), ref) if monitor else None)
     mic.open()
     stop = threading.Event()
     synth = create_synthesizer(settings.speech, "en", "Early Elementary")
-    report = check_echo(output.write, mic.read_stamped(stop), ref, canceller)
+    report = check_echo(output.write, mic.read_stamped(stop), ref, canceller, feed=not monitor)
     mic.drain()
-    speaker = Speaker(synth, bus, output=output, reference=ref).start()
+    speaker = Speaker(synth, bus, output=output, reference=None if monitor else ref).start()
     heard: list[tuple[np.ndarray, float]] = []
     cancelled: list[np.ndarray] = []
+    aec3: list[np.ndarray] = []
     spent: list[float] = []
 
     def record() -> None:  # live, as Microphone.read does: the reference keeps only its last seconds
@@ -68,12 +76,16 @@ def run(sentences: int, save: str | None = None) -> dict:
             took = time.perf_counter()
             cancelled.append(canceller.process(frame, at))
             spent.append(time.perf_counter() - took)
+            aec3.append(plain.process(frame, at))
 
     reader = threading.Thread(target=record, daemon=True)
     reader.start()
     began = time.monotonic()
     for text in story(sentences):
         speaker.say(text)
+        if pause_s:
+            speaker.wait_idle()
+            time.sleep(pause_s)
     speaker.wait_idle()
     time.sleep(0.5)
     stop.set()
@@ -82,6 +94,7 @@ def run(sentences: int, save: str | None = None) -> dict:
     mic.close()
     raw = np.concatenate([f for f, _ in heard])
     out = np.concatenate(cancelled)
+    alone = np.concatenate(aec3)
     per_frame_ms = 1000 * float(np.median(spent))
     if save:
         import soundfile as sf
@@ -91,12 +104,22 @@ def run(sentences: int, save: str | None = None) -> dict:
         far = ref.window(ref.index(heard[-1][1]), len(raw))
         sf.write(f"{save}/far.wav", far, 16000)
     seconds = [(db(raw[i : i + 16000]), db(out[i : i + 16000])) for i in range(0, len(raw) - 15999, 16000)]
+    # Where the story starts from quiet: ERLE of each 100 ms in its loud part, the worst of them.
+    tenths = [db(raw[i : i + 1600]) - db(out[i : i + 1600]) for i in range(0, len(raw) - 1599, 1600)
+              if db(raw[i : i + 1600]) > db(raw) - 10]
     vad = SileroScorer()
     probs = [vad(out[i : i + 512]) for i in range(0, len(out) - 511, 512)]
-    return {"check": report.line(), "seconds": len(raw) / 16000, "speech_s": time.monotonic() - began,
-            "erle_per_s": [round(a - b, 1) for a, b in seconds], "raw_dbfs": round(db(raw), 1),
-            "cancelled_dbfs": round(db(out), 1), "erle_db": round(db(raw) - db(out), 1),
+    scorer = SileroScorer()
+    probs_alone = [scorer(alone[i : i + 512]) for i in range(0, len(alone) - 511, 512)]
+    return {"check": report.line(), "reference": reference, "pause_s": pause_s, "seconds": len(raw) / 16000,
+            "speech_s": time.monotonic() - began, "erle_per_s": [round(a - b, 1) for a, b in seconds],
+            "raw_dbfs": round(db(raw), 1), "cancelled_dbfs": round(db(out), 1), "erle_db": round(db(raw) - db(out), 1),
+            "erle_aec3_alone_db": round(db(raw) - db(alone), 1),
+            "erle_worst_100ms": round(min(tenths), 1) if tenths else None,
+            "erle_100ms_under_20db": int(sum(t < 20 for t in tenths)), "loud_100ms": len(tenths),
             "vad_frames_over_0.5": int(sum(p > 0.5 for p in probs)), "vad_frames": len(probs),
+            "vad_frames_over_0.5_aec3_alone": int(sum(p > 0.5 for p in probs_alone)),
+            "reanchored": canceller.reanchored,
             "ms_per_frame": round(per_frame_ms, 2), "vad_max": round(max(probs), 2)}
 
 
@@ -104,10 +127,16 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__)
     p.add_argument("--sentences", type=int, default=20)
     p.add_argument("--save", help="a folder for raw.wav, cancelled.wav and far.wav")
+    p.add_argument("--reference", choices=["monitor", "played"], default="monitor",
+                   help="the far end: the speaker's monitor (PulseAudio), or the blocks the app writes")
+    p.add_argument("--pause", type=float, default=0.0, help="seconds of silence between the sentences")
     args = p.parse_args()
     import json
 
-    print(json.dumps(run(args.sentences, args.save), indent=1))
+    from harness.echo_room import EchoRoom
+
+    with EchoRoom():  # the kiosk's virtual devices must be up (python3 ../shared/tools/v2v.py up)
+        print(json.dumps(run(args.sentences, args.save, args.reference, args.pause), indent=1))
 
 
 if __name__ == "__main__":

@@ -236,7 +236,42 @@ def test_a_failed_echo_check_falls_back_to_half_duplex(caplog):
         def pause(self):
             pass
 
-    mic = SimpleNamespace(echo=None, drain=lambda: None, read_stamped=lambda stop: iter(()))
+    mic = SimpleNamespace(echo=None, far=None, drain=lambda: None, read_stamped=lambda stop: iter(()))
     with caplog.at_level("WARNING"):
         assert barge_in(listen(echo_check=True, echo_cancel="system"), mic, Broken(), None) is False
     assert "half-duplex" in caplog.text and "device gone" in caplog.text
+
+
+def test_what_the_canceller_leaves_of_the_echo_alone_is_brought_down_to_the_rooms_level(story):
+    """The residual echo suppressor: a chunk AEC3 took 12 dB or more out of was echo only."""
+    outs = []
+    for residual_db in (None, 12.0):
+        clock = Clock()
+        ref = PlayedAudio(clock=clock)
+        canceller = EchoCanceller(ref, residual_db=residual_db)
+        start = speaker_plays(ref, clock, story, 22050)
+        out, near = cancel(canceller, room(resample(story, 22050, RATE), noise=0.0), start)
+        outs.append(out[RATE:])
+    plain, suppressed = outs
+    assert db(plain) - db(suppressed) > 10.0, (db(plain), db(suppressed))
+
+
+def test_dropped_frames_move_the_far_end_by_exactly_their_length():
+    clock = Clock()
+    ref = PlayedAudio(clock=clock)
+    canceller = EchoCanceller(ref, reanchor_s=0.2)
+    canceller.process(np.zeros(512, np.float32), clock.t)
+    cursor = canceller._cursor
+    canceller.skip(5 * 512)  # a drain: five frames never heard
+    canceller.process(np.zeros(512, np.float32), clock.t + 0.03)  # the stamp's jitter: no re-anchor
+    assert canceller._cursor == cursor + 6 * 512
+    assert canceller.reanchored == []
+    canceller.process(np.zeros(512, np.float32), clock.t + 5.0)  # a real break: found again by the stamp
+    assert canceller.reanchored and canceller._cursor == ref.index(clock.t + 5.0) + 512
+
+
+def test_with_the_monitor_as_the_far_end_the_check_does_not_write_the_probe_itself():
+    ref = PlayedAudio()
+    frames = iter([(np.zeros(512, np.float32), time.monotonic() + 1.0)] * 3)
+    check_echo(lambda block, rate: None, frames, ref, None, tail_s=0.0, feed=False)
+    assert ref.active_s == 0.0
