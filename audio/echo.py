@@ -188,18 +188,18 @@ class EchoCanceller:
         after it so that their words are not chopped. Measured live: AEC3 takes out 40-75 dB of the
         echo but only 5-25 dB in some 100 ms at a sentence's start, enough for the VAD to hear the app.
         """
-        level = _db(out)
+        level, heard = _db(out), _db(near)
         self._far_quiet = self._far_quiet + 1 if _db(far) <= ACTIVE_DBFS else 0
         if self._far_quiet >= QUIET_FRAMES:  # the speaker's last echo has died away: the room itself
             self._room.append(level)
         room = float(np.percentile(self._room, 20)) if self._room else -120.0
-        if self.residual_db is not None and level <= _db(near) - self.residual_db:
+        if self.residual_db is not None and level <= heard - self.residual_db:
             if self._hold <= 0:
                 # Down to the room's own level, not below it: the VAD's noise floor follows the room
                 # through the story as between turns, so the classmates' murmur stays murmur.
                 return out * max(SUPPRESS, 10 ** ((room - level) / 20)) if level > room else out
             self._hold -= 1
-        elif level > room + VOICE_DB and level > _db(near) - VOICE_DB:
+        elif level > room + VOICE_DB and level > heard - VOICE_DB:
             self._hold = HOLD_FRAMES  # a sound the far end does not explain: a voice, kept with its gaps
         return out
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
 import subprocess
 from typing import Any, Callable, Optional
 
@@ -40,12 +39,22 @@ Run = Callable[[list[str]], str]
 def _pactl(args: list[str]) -> str:
     try:
         done = subprocess.run(["pactl", *args], capture_output=True, text=True, timeout=10)
+    except FileNotFoundError as err:
+        raise EchoError("no PulseAudio: pactl is not installed (apt install pulseaudio-utils)") from err
     except (OSError, subprocess.TimeoutExpired) as err:
         raise EchoError(f"pactl {args[0]} failed: {err}") from err
     if done.returncode != 0:
         reason = (done.stderr or done.stdout).strip().splitlines()
         raise EchoError(f"pactl {' '.join(args[:2])}: {reason[-1] if reason else f'exit {done.returncode}'}")
     return done.stdout
+
+
+def _put_env(environ: dict, key: str, value: Optional[str]) -> None:
+    """Set environ[key], or remove it for None (putting back what was there before)."""
+    if value is None:
+        environ.pop(key, None)
+    else:
+        environ[key] = value
 
 
 def _listing(run: Run, kind: str) -> list[tuple[str, str]]:
@@ -71,8 +80,6 @@ class PulseEchoCancel:
 
     def open(self) -> "PulseEchoCancel":
         """Find or load the canceller and route this process's streams through it; EchoError says why not."""
-        if self._run is _pactl and shutil.which("pactl") is None:
-            raise EchoError("echo_cancel: system needs PulseAudio's pactl (apt install pulseaudio-utils)")
         found = self._running()
         if found:
             self.source, self.sink = found
@@ -109,10 +116,7 @@ class PulseEchoCancel:
     def close(self) -> None:
         """Put PULSE_SOURCE / PULSE_SINK back and unload the module this object loaded."""
         for key, value in self._saved.items():
-            if value is None:
-                self._environ.pop(key, None)
-            else:
-                self._environ[key] = value
+            _put_env(self._environ, key, value)
         self._saved.clear()
         if self.module is not None:
             try:
@@ -131,8 +135,6 @@ class PulseEchoCancel:
 def find_monitor(run: Run = _pactl, environ: Optional[dict] = None) -> str:
     """The monitor source of the sink this process plays to (PULSE_SINK, else the default); EchoError where none."""
     environ = os.environ if environ is None else environ
-    if run is _pactl and shutil.which("pactl") is None:
-        raise EchoError("no PulseAudio (pactl not found) to record the speaker from")
     sink = environ.get("PULSE_SINK") or run(["get-default-sink"]).strip()
     sources = {name for name, _ in _listing(run, "sources")}
     if f"{sink}.monitor" not in sources:
@@ -168,10 +170,7 @@ class SpeakerMonitor:
             self.stream = None
             raise EchoError(f"cannot record the speaker's monitor {self.source} ({err})") from err
         finally:
-            if saved is None:
-                os.environ.pop("PULSE_SOURCE", None)
-            else:
-                os.environ["PULSE_SOURCE"] = saved
+            _put_env(os.environ, "PULSE_SOURCE", saved)
 
     def close(self) -> None:
         """Stop recording (safe to call twice)."""

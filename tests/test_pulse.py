@@ -95,3 +95,11 @@ def test_the_far_end_is_the_monitor_of_the_sink_this_process_plays_to():
     assert find_monitor(run=pactl, environ={"PULSE_SINK": SINK}) == f"{SINK}.monitor"
     with pytest.raises(EchoError, match="no monitor of the speaker 'elsewhere'"):
         find_monitor(run=pactl, environ={"PULSE_SINK": "elsewhere"})
+
+
+def test_without_pactl_the_error_says_what_to_install(monkeypatch):
+    from audio import pulse
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(EchoError, match="pactl is not installed"):
+        pulse.find_monitor(environ={})
