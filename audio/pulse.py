@@ -9,7 +9,7 @@
   the real ones, and the app points its own streams at the pair through PULSE_SINK /
   PULSE_SOURCE (the ALSA "pulse" device PortAudio opens reads them for every stream it connects),
   so nothing else on the machine is moved. Its canceller (webrtc-audio-processing 0.3, the older
-  AEC) was measured weaker here: 10-20 dB in the first 0.3-0.5 s of each sentence after a
+  AEC) was measured weaker here: 8-22 dB in the first 0.3-0.5 s of each sentence after a
   silence, then anywhere from 15 to 90 dB.
 """
 
