@@ -166,25 +166,34 @@ def test_check_echo_through_a_simulated_room():
     canceller = EchoCanceller(ref)
     mic: queue.Queue = queue.Queue()
     delay = int(0.06 * RATE)
-    played = [np.zeros(delay, np.float32)]
+    # One sample clock for the device and the microphone, as a sound card has: a block is played
+    # where the clock is when it is written (or after the last one), and a frame holds what the
+    # clock was at. A late thread on a loaded machine then delivers late, but never shifts the
+    # room's delay (a capture that counted its own sleeps drifted, and CI measured 324 ms).
+    t0 = time.monotonic()
+    room = np.zeros(int(30 * RATE), np.float32)
+    cursor = [0]
+    lock = threading.Lock()
 
     def write(block, rate):
-        played.append(resample(block, rate, RATE) * 0.5)
+        x = resample(block, rate, RATE) * 0.5
+        with lock:
+            at = max(cursor[0], int((time.monotonic() - t0) * RATE))
+            room[at + delay : at + delay + len(x)] += x[: max(0, len(room) - at - delay)]
+            cursor[0] = at + len(x)
         time.sleep(len(block) / rate)
 
     stop = threading.Event()
 
     def capture():
-        # Stamped as PortAudio's ADC time would be: by the sample count from the first capture.
-        buf, began, sent = np.zeros(0, np.float32), time.monotonic(), 0
-        while not stop.is_set():
-            time.sleep(0.032)
-            while played:
-                buf = np.concatenate([buf, played.pop(0)])
-            frame = np.pad(buf[:512], (0, max(0, 512 - len(buf))))
-            buf, sent = buf[512:], sent + 1
+        sent = 0
+        while not stop.is_set() and (sent + 1) * 512 < len(room):
+            time.sleep(max(0.0, t0 + (sent + 1) * 512 / RATE - time.monotonic()))  # the frame is complete
+            with lock:
+                frame = room[sent * 512 : (sent + 1) * 512].copy()
             noisy = frame + np.random.default_rng().normal(0, 0.001, 512).astype(np.float32)
-            mic.put((noisy, began + sent * 512 / RATE))
+            mic.put((noisy, t0 + (sent + 1) * 512 / RATE))  # stamped with its last sample, as process() takes it
+            sent += 1
 
     def frames():
         while True:
@@ -196,7 +205,7 @@ def test_check_echo_through_a_simulated_room():
         report = check_echo(write, frames(), ref, canceller)
     finally:
         stop.set()
-    assert report.delay_ms is not None and 10 <= report.delay_ms <= 140, report  # 60 ms, less the stamps offset
+    assert report.delay_ms is not None and 10 <= report.delay_ms <= 140, report  # 60 ms, less the block's 20 ms
     assert report.ok, report.line()
 
 
