@@ -177,6 +177,8 @@ class ListenSettings(_Section):
     beam_size: int = Field(1, ge=1, le=10)
     vad_threshold: float = Field(0.5, gt=0.0, lt=1.0)
     noise_margin_db: float = Field(6.0, ge=0.0, le=30.0)
+    # Speech begins only this far above the room, then goes on at noise_margin_db (BENCHMARKS 9c).
+    start_margin_db: float = Field(9.0, ge=0.0, le=40.0)
     pre_roll_s: float = Field(0.3, ge=0.0, le=2.0)
     min_speech_s: float = Field(0.25, ge=0.0, le=3.0)
     end_silence_s: float = Field(0.8, gt=0.0, le=5.0)

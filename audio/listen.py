@@ -96,10 +96,16 @@ class Listener:
         turn_threshold: float = 0.5,
         turn_hold_below: float = 0.0,
         inline: bool = False,
+        start_margin_db: Optional[float] = None,
     ):
         self.scorer, self.transcriber, self.bus = scorer, transcriber, bus
         self.endpoint, self.threshold = endpoint, threshold
         self.noise_margin_db, self.pre_roll_s = noise_margin_db, pre_roll_s
+        # Speech must stand this far above the room to begin (None: noise_margin_db), and once begun
+        # goes on at noise_margin_db: the child at the kiosk is louder than classmates across the
+        # room, whose murmur would otherwise start turns and stop stories, and their softer words
+        # after the first are not cut.
+        self.start_margin_db = noise_margin_db if start_margin_db is None else start_margin_db
         # Words that cannot end a request ("a story about") keep the turn open this much longer.
         self.unfinished_hold_s = unfinished_hold_s
         self.probe_s = probe_s  # 0: no early transcript; the turn ends at end_silence_s
@@ -114,12 +120,15 @@ class Listener:
         self._ended_at: Optional[float] = None  # and when (time.monotonic())
         self._ready: Optional[Transcript] = None  # the early transcript of the utterance just returned
         self.noise = NoiseFloor()
+        self.heard = (-120.0, -120.0)  # the last frame's level and the floor then (dBFS)
 
-    def is_speech(self, frame: np.ndarray) -> bool:
-        """Silero says speech, and it stands out of the room's murmur."""
+    def is_speech(self, frame: np.ndarray, margin_db: Optional[float] = None) -> bool:
+        """Silero says speech, and it stands out of the room's murmur (by margin_db; noise_margin_db if None)."""
         level = frame_db(frame)
         floor = self.noise.update(level)
-        return self.scorer(frame) >= self.threshold and level >= floor + self.noise_margin_db
+        margin = self.noise_margin_db if margin_db is None else margin_db
+        self.heard = (level, floor)  # the last frame's, for the log of a start
+        return self.scorer(frame) >= self.threshold and level >= floor + margin
 
     def utterance(
         self,
@@ -161,7 +170,7 @@ class Listener:
             if stop.is_set():
                 return None
             silence_before = seg.silence_s
-            event = seg.process(FRAME_S, self.is_speech(frame))
+            event = seg.process(FRAME_S, self.is_speech(frame, None if seg.speaking else self.start_margin_db))
             if wait_s is not None and not seg.speaking and event is not SpeechEdge.END and (i + 1) * FRAME_S >= wait_s:
                 return None
             if seg.speaking or event is SpeechEdge.END:
@@ -172,6 +181,8 @@ class Listener:
                 first = round(seg.speech_start / FRAME_S) - round(self.pre_roll_s / FRAME_S)
                 taken = [f for j, f in recent if j >= first] + taken
                 start_index = first
+                log.debug("speech began: %.0f dBFS, %.0f dB over the room's floor", self.heard[0],
+                          self.heard[0] - self.heard[1])
                 self.bus.emit(SpeechStart())
                 if on_start:
                     on_start()
@@ -456,4 +467,4 @@ def create_listener(listen: Any, story_language: str, bus: EventBus) -> Listener
                     threshold=listen.vad_threshold, noise_margin_db=listen.noise_margin_db,
                     pre_roll_s=listen.pre_roll_s, unfinished_hold_s=listen.unfinished_hold_s, probe_s=listen.probe_s,
                     turn_model=model.complete if model else None, turn_threshold=listen.turn_threshold,
-                    turn_hold_below=listen.turn_hold_below)
+                    turn_hold_below=listen.turn_hold_below, start_margin_db=listen.start_margin_db)

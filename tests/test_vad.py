@@ -68,3 +68,32 @@ def test_noise_floor_follows_the_room():
     for _ in range(round(1.5 / FRAME_S)):  # a child speaking at -15 dB for 1.5 s
         floor.update(-15)
     assert floor.floor_db <= -30  # the child's voice does not become the floor
+
+
+def test_a_voice_must_begin_louder_than_the_room_and_then_may_soften():
+    """listen.start_margin_db: the murmur 8 dB over the floor never begins; a voice 12 dB over does, and goes on at 8 dB."""
+    import threading
+
+    import numpy as np
+
+    from audio.listen import Listener
+    from events import EventBus
+
+    def tone(db):
+        return np.full(512, 10 ** (db / 20), np.float32)
+
+    def run(parts, start_margin_db):
+        ear = Listener(lambda f: 1.0, None, EventBus(), EndpointConfig(0.25, 0.8, 15.0), noise_margin_db=6.0,
+                       start_margin_db=start_margin_db)
+        for _ in range(round(4.0 / FRAME_S)):
+            ear.noise.update(-50.0)  # the room, learnt before
+        began = []
+        stream = (tone(db) for db, seconds in parts for _ in range(round(seconds / FRAME_S)))
+        audio = ear.utterance(stream, threading.Event(), on_start=lambda: began.append(1), announce=False)
+        return began, None if audio is None else len(audio) / 16000
+
+    murmur = [(-50.0, 0.5), (-42.0, 1.0), (-50.0, 1.0)]
+    assert run(murmur, start_margin_db=None)[0] == [1]  # the old rule: noise_margin_db for the start too
+    assert run(murmur, start_margin_db=9.0) == ([], None)
+    began, seconds = run([(-50.0, 0.5), (-38.0, 0.5), (-42.0, 1.5), (-50.0, 1.0)], start_margin_db=9.0)
+    assert began == [1] and seconds >= 2.0, seconds  # the softer words of the same sentence are kept
