@@ -177,6 +177,7 @@ class EchoCanceller:
         self._hold = 0  # frames still kept after the last one that held more than echo
         self._far_quiet = 0  # frames since the far end last sounded
         self._room: collections.deque = collections.deque(maxlen=125)  # levels of the last 4 s without the speaker
+        self._rng = np.random.default_rng(0)  # the comfort noise
         self.reanchored: list[float] = []  # each jump of the far end (s): the canceller finds the echo again
         self._lock = threading.Lock()
 
@@ -195,9 +196,16 @@ class EchoCanceller:
         room = float(np.percentile(self._room, 20)) if self._room else -120.0
         if self.residual_db is not None and level <= heard - self.residual_db:
             if self._hold <= 0:
-                # Down to the room's own level, not below it: the VAD's noise floor follows the room
-                # through the story as between turns, so the classmates' murmur stays murmur.
-                return out * max(SUPPRESS, 10 ** ((room - level) / 20)) if level > room else out
+                # To the room's own level, neither above nor below it: the VAD's noise floor follows
+                # the room through the story as between turns, so the classmates' murmur stays murmur.
+                # AEC3's own suppressor leaves such frames at -80 to -95 dBFS, under the murmur it
+                # took out with the echo; a floor learnt on them put the murmur 20 dB over it after
+                # each sentence, and the murmur stopped the story. Those get the room's level back as
+                # noise (a telephone canceller's comfort noise), which Silero does not take for speech.
+                if level > room:
+                    return out * max(SUPPRESS, 10 ** ((room - level) / 20))
+                fill = math.sqrt(max(0.0, 10 ** (room / 10) - 10 ** (level / 10)))  # what brings it up to the room
+                return out + self._rng.normal(0.0, fill, len(out)).astype(np.float32)
             self._hold -= 1
         elif level > room + VOICE_DB and level > heard - VOICE_DB:
             self._hold = HOLD_FRAMES  # a sound the far end does not explain: a voice, kept with its gaps

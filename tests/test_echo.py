@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from audio.devices import resample
-from audio.echo import (RATE, EchoCanceller, EchoError, PlayedAudio, StreamResampler, check_echo, judge,
-                        probe_sound)
+from audio.echo import (HOLD_FRAMES, RATE, EchoCanceller, EchoError, PlayedAudio, StreamResampler, check_echo,
+                        judge, probe_sound)
 from audio.room import barge_in
 from harness.speech_clips import espeak
 
@@ -263,6 +263,29 @@ def test_what_the_canceller_leaves_of_the_echo_alone_is_brought_down_to_the_room
         outs.append(out[RATE:])
     plain, suppressed = outs
     assert db(plain) - db(suppressed) > 10.0, (db(plain), db(suppressed))
+
+
+def test_an_echo_frame_cancelled_under_the_room_comes_back_at_the_rooms_level():
+    """AEC3 silences the classmates' murmur with the echo; what the VAD hears must stay the room's level.
+
+    Left at -100 dBFS, such frames pulled the VAD's noise floor down under the murmur during each
+    sentence, and the murmur between sentences stopped the story (measured in the echo room).
+    """
+    canceller = EchoCanceller(PlayedAudio(clock=Clock()))
+    rng = np.random.default_rng(3)
+    silent = np.zeros(512, np.float32)
+    for _ in range(40):  # the room with the speaker silent: murmur at -40 dBFS
+        murmur = rng.normal(0, 0.01, 512).astype(np.float32)
+        canceller._suppress(murmur, silent, murmur)
+    far = rng.normal(0, 0.3, 512).astype(np.float32)
+    near = rng.normal(0, 0.1, 512).astype(np.float32)  # the story's echo (and the murmur), -20 dBFS
+    for _ in range(HOLD_FRAMES + 1):  # past the frames kept after the last voice
+        under = canceller._suppress(near, far, near * 1e-4)  # AEC3 left -100 dBFS of it
+        over = canceller._suppress(near, far, near * 0.2)  # AEC3 took 14 dB out: -34 dBFS left
+    assert abs(db(under) - -40.0) < 1.5, db(under)
+    assert abs(db(over) - -40.0) < 1.5, db(over)  # brought down to the room, as before
+    plain = EchoCanceller(PlayedAudio(clock=Clock()), residual_db=None)
+    assert db(plain._suppress(near, far, near * 1e-4)) < -95.0  # the benchmark's AEC3 alone: as it was
 
 
 def test_dropped_frames_move_the_far_end_by_exactly_their_length():
