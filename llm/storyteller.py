@@ -202,6 +202,8 @@ class Storyteller:
                     cut = True
                     if len(said) + len(rest) - 1 > 0:  # something finished was said: end on that
                         rest = rest[:-1]
+                # The budget ran out on a full stop: the story was still cut, and closes the same way.
+                cut = cut or (self.reply_tokens is not None and pieces >= self.reply_tokens)
                 stopped = yield from out.checked(rest, said)
             if not stopped or cancel.is_set():
                 if attempt == 0 and not stopped and not cancel.is_set() and not cut:

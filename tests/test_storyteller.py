@@ -153,7 +153,10 @@ def test_the_story_length_asked_for_fits_the_age_and_the_budget():
 
 
 def test_three_stories_cut_by_a_small_budget_each_end_on_a_finished_sentence(tiny, tmp_path):
-    """The tiny model with llm.max_new_tokens 30: every story would stop mid-sentence; each ends on a full stop."""
+    """The tiny model with llm.max_new_tokens 16: every story would stop mid-sentence; each ends on a full stop.
+
+    16, not 30: the tiny model trained on another machine told a whole story in 30 tokens (CI).
+    """
     import json
 
     from llm.storyteller import finished
@@ -161,7 +164,7 @@ def test_three_stories_cut_by_a_small_budget_each_end_on_a_finished_sentence(tin
 
     config = tmp_path / "config.yaml"
     config.write_text((tiny / "config.yaml").read_text().replace("adapter: adapter", f"adapter: {tiny / 'adapter'}")
-                      .replace("max_new_tokens: 120", "max_new_tokens: 30"), encoding="utf-8")
+                      .replace("max_new_tokens: 120", "max_new_tokens: 16"), encoding="utf-8")
     events = tmp_path / "events.jsonl"
     out = run_main("--config", str(config), "--text", "--mute", "--events", str(events),
                    stdin="Tell me a story about a robot\nTell me a story about the moon\nTell me a story about a fox\n")
@@ -173,4 +176,4 @@ def test_three_stories_cut_by_a_small_budget_each_end_on_a_finished_sentence(tin
         assert said and all(finished(s) for s in said), said
         assert said[-1] == lang.get("en").story_end, said  # cut, and closed
     ends = [r for r in records if r["event"] == "turn_end"]
-    assert len(ends) == 3 and all(e["tokens"] >= 25 for e in ends), ends  # the budget was reached each time
+    assert len(ends) == 3 and all(e["tokens"] >= 14 for e in ends), ends  # the budget was reached each time
