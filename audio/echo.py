@@ -182,7 +182,7 @@ class EchoCanceller:
         self._lock = threading.Lock()
 
     def _suppress(self, near: np.ndarray, far: np.ndarray, out: np.ndarray) -> np.ndarray:
-        """What AEC3 left of a frame it took RESIDUAL_DB or more out of: echo, so brought down to the room's level.
+        """What AEC3 left of a frame it took RESIDUAL_DB or more out of: echo, so brought to the room's level.
 
         A frame the canceller took that much out of held nothing but the speaker; a child speaking
         over it leaves far more (their voice is not in the far end), and is kept, with HOLD_FRAMES
