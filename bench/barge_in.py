@@ -8,7 +8,7 @@ canceller leaves of it is measured in the room itself (tests/test_echo_room.py, 
 
 Two sets: the tuning set (harness/speech_clips.py's babble and requests), on which the default
 was chosen, and a check set of other lines and voices, reported on its own and never chosen on.
-Run: python -m bench.barge_in [--margins 6 9 12 15 18]
+Run: python -m bench.barge_in [--margins 6 9 12 15 18] [--json PATH]
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import threading
 import numpy as np
 
 from audio.listen import Listener
+from bench.common import add_json_arg, finish_meta, machine_meta, write_json
 from audio.vad import FRAME_S, EndpointConfig, SileroScorer, frame_db
 from events import EventBus
 from harness.speech_clips import BABBLE_LINES, CHILD_VOICES, REQUESTS, VOICES, espeak, frames_of, rms, voiced_end_s
@@ -106,8 +107,9 @@ def with_hiss(x: np.ndarray, seed: int) -> np.ndarray:
 
 
 def measure(name: str, babble: np.ndarray, requests: list[str], voices, snrs: list[float], margins: list[float],
-            scorer: SileroScorer) -> None:
-    """Print false barge-ins a minute in babble alone, and the requests that stop the story, per margin."""
+            scorer: SileroScorer) -> list[dict]:
+    """False barge-ins a minute in babble alone, and the requests that stop the story: a row per SNR and margin."""
+    rows = []
     speeches = [(i, j, at_level(espeak(text, *voice), CHILD_DBFS)) for i, text in enumerate(requests)
                 for j, voice in enumerate(voices)]
     for snr in snrs:
@@ -136,6 +138,10 @@ def measure(name: str, babble: np.ndarray, requests: list[str], voices, snrs: li
             med = f"{np.median(late) * 1000:.0f}" if late else "-"
             print(f"| {name} | {snr:.0f} dB | {margin:.0f} dB | {false:.1f} | {hit}/{len(clips)} | {med} | {early} |",
                   flush=True)
+            rows.append({"set": name, "snr_db": snr, "start_margin_db": margin, "false_per_min": round(false, 2),
+                         "stopped": hit, "requests": len(clips),
+                         "median_ms": round(float(np.median(late)) * 1000) if late else None, "early": early})
+    return rows
 
 
 def main() -> None:
@@ -143,14 +149,17 @@ def main() -> None:
     parser.add_argument("--margins", type=float, nargs="+", default=[6, 9, 12, 15, 18])
     parser.add_argument("--snr", type=float, nargs="+", default=[15, 10])
     parser.add_argument("--seconds", type=float, default=120.0, help="babble alone, per set and SNR")
+    add_json_arg(parser)
     args = parser.parse_args()
+    meta = machine_meta(lead_s=LEAD_S, child_dbfs=CHILD_DBFS, babble_s=args.seconds)
     scorer = SileroScorer()
     print("| set | child over babble | start margin | false barge-ins a minute | requests that stop it "
           "| median ms after the child began | babble starts before the child |")
     print("|---|---|---|---|---|---|---|")
-    measure("tuning", tuning_babble(args.seconds), REQUESTS, CHILD_VOICES[:2], args.snr, args.margins, scorer)
-    measure("check", babble_of(CHECK_BABBLE, args.seconds, 7), CHECK_REQUESTS, CHILD_VOICES[2:], args.snr,
-            args.margins, scorer)
+    rows = measure("tuning", tuning_babble(args.seconds), REQUESTS, CHILD_VOICES[:2], args.snr, args.margins, scorer)
+    rows += measure("check", babble_of(CHECK_BABBLE, args.seconds, 7), CHECK_REQUESTS, CHILD_VOICES[2:], args.snr,
+                    args.margins, scorer)
+    write_json(args.json, finish_meta(meta), rows)
 
 
 if __name__ == "__main__":

@@ -38,6 +38,7 @@ def results(tiny, tmp_path_factory) -> dict[str, dict]:
         "tts": ["-m", "bench.tts", "--engines", "pyttsx3"],
         "intent": ["-m", "bench.intent", "--patterns-only"],
         "turn_taking": ["-m", "bench.turn_taking", "--voices", "1", "--limit", "1", "--configs", "words,silence"],
+        "barge_in": ["-m", "bench.barge_in", "--snr", "10", "--margins", "6", "9", "--seconds", "30"],
     }
     if importlib.util.find_spec("llama_cpp") or os.environ.get("CI"):
         # The tiny model stands in for Phi-3-mini's shape: every measurement of the CPU path, small.
@@ -147,3 +148,15 @@ def test_printed_table_matches_the_json(results):
         shown = [row["config"], row["set"], *("-" if row[k] is None else str(row[k]) for k in ("n", "cut"))]
         assert cells[:4] == shown, (line, row)
         assert (cells[-1] == "-") == (row["turn_model_ms"] is None), (line, row)  # no turn model in these configs
+
+
+def test_barge_in_rows_hold_the_default_start_margin(results):
+    """BENCHMARKS 9c in small: at 9 dB the babble alone never begins a voice and the requests still stop the story."""
+    data = results["barge_in"]
+    _check_meta(data["meta"])
+    rows = data["rows"]
+    assert {r["set"] for r in rows} == {"tuning", "check"} and len(rows) == 4, rows
+    for row in (r for r in rows if r["start_margin_db"] == 9.0):
+        assert row["false_per_min"] == 0.0 and row["stopped"] >= row["requests"] - 1, row
+    old = next(r for r in rows if r["set"] == "tuning" and r["start_margin_db"] == 6.0)
+    assert old["false_per_min"] > 0.0, old  # the old rule does take the murmur for a voice: the check can fail
