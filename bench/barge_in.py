@@ -22,7 +22,7 @@ from audio.listen import Listener
 from bench.common import add_json_arg, finish_meta, machine_meta, write_json
 from audio.vad import FRAME_S, EndpointConfig, SileroScorer, frame_db
 from events import EventBus
-from harness.speech_clips import BABBLE_LINES, CHILD_VOICES, REQUESTS, VOICES, espeak, frames_of, rms, voiced_end_s
+from harness.speech_clips import CHILD_VOICES, REQUESTS, babble, babble_of, espeak, frames_of, rms, voiced_end_s
 
 RATE = 16000
 CHILD_DBFS = -26.0  # the child's voice at the microphone (RMS of its voiced part)
@@ -37,27 +37,6 @@ CHECK_BABBLE = [
 ]
 CHECK_REQUESTS = ["No, make it about a pirate!", "Can the cat fly to the moon?", "I don't like this one.",
                   "Wait, what is the fox called?"]
-
-
-def babble_of(lines: list[tuple[str, str, int, int]], seconds: float, seed: int) -> np.ndarray:
-    """Several children talking at once, each line looped with short gaps, as harness babble() does."""
-    rng = np.random.default_rng(seed)
-    out = np.zeros(int(seconds * RATE), np.float32)
-    for text, voice, pitch, wpm in lines:
-        talk = espeak(text, voice, pitch, wpm)
-        pos = int(rng.integers(0, RATE))
-        while pos < len(out):
-            n = min(len(talk), len(out) - pos)
-            out[pos : pos + n] += talk[:n]
-            pos += n + int(rng.integers(0, RATE // 4))
-    return out
-
-
-def tuning_babble(seconds: float, seed: int = 0) -> np.ndarray:
-    """The harness's babble lines and voices (what the room test plays)."""
-    lines = [(line, *VOICES[i % len(VOICES)]) for i, line in enumerate(BABBLE_LINES)]
-    lines = [(t, v, p + 5 * i, w) for i, (t, v, p, w) in enumerate(lines)]
-    return babble_of(lines, seconds, seed)
 
 
 def probs_of(scorer: SileroScorer, samples: np.ndarray) -> list[float]:
@@ -156,7 +135,7 @@ def main() -> None:
     print("| set | child over babble | start margin | false barge-ins a minute | requests that stop it "
           "| median ms after the child began | babble starts before the child |")
     print("|---|---|---|---|---|---|---|")
-    rows = measure("tuning", tuning_babble(args.seconds), REQUESTS, CHILD_VOICES[:2], args.snr, args.margins, scorer)
+    rows = measure("tuning", babble(args.seconds), REQUESTS, CHILD_VOICES[:2], args.snr, args.margins, scorer)
     rows += measure("check", babble_of(CHECK_BABBLE, args.seconds, 7), CHECK_REQUESTS, CHILD_VOICES[2:], args.snr,
                     args.margins, scorer)
     write_json(args.json, finish_meta(meta), rows)

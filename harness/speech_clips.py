@@ -51,11 +51,19 @@ def rms(x: np.ndarray) -> float:
 
 def babble(seconds: float, seed: int = 0) -> np.ndarray:
     """Several children talking at once in the background, looped to length."""
-    rng = np.random.default_rng(seed)
-    out = np.zeros(int(seconds * RATE), dtype=np.float32)
+    lines = []
     for i, line in enumerate(BABBLE_LINES):
         voice, pitch, wpm = VOICES[i % len(VOICES)]
-        talk = espeak(line, voice, pitch + 5 * i, wpm)
+        lines.append((line, voice, pitch + 5 * i, wpm))
+    return babble_of(lines, seconds, seed)
+
+
+def babble_of(lines: list[tuple[str, str, int, int]], seconds: float, seed: int = 0) -> np.ndarray:
+    """These (text, voice, pitch, wpm) lines spoken at once, each looped with short gaps, to length."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(int(seconds * RATE), dtype=np.float32)
+    for text, voice, pitch, wpm in lines:
+        talk = espeak(text, voice, pitch, wpm)
         pos = int(rng.integers(0, RATE))
         while pos < len(out):
             n = min(len(talk), len(out) - pos)
