@@ -19,12 +19,12 @@ import threading
 import numpy as np
 
 from audio.listen import Listener
-from bench.common import add_json_arg, finish_meta, machine_meta, write_json
 from audio.vad import FRAME_S, EndpointConfig, SileroScorer, frame_db
+from bench.common import add_json_arg, finish_meta, machine_meta, write_json
 from events import EventBus
-from harness.speech_clips import CHILD_VOICES, REQUESTS, babble, babble_of, espeak, frames_of, rms, voiced_end_s
+from harness.speech_clips import (CHILD_VOICES, RATE, REQUESTS, babble, babble_of, espeak, frames_of, rms,
+                                  voiced_end_s)
 
-RATE = 16000
 CHILD_DBFS = -26.0  # the child's voice at the microphone (RMS of its voiced part)
 LEAD_S = 4.0  # babble before the child speaks: the floor has learnt the room, as during a story
 # Kept apart: other classmates, other words, other voices; and what a child says over a story.
