@@ -288,7 +288,7 @@ class Session:
     def _listen(self, listener: "Listener", mic: "Microphone", stop: threading.Event) -> Optional[Transcript]:
         """The next utterance; while a question waits, silence for answer_timeout_s is an (empty) answer."""
         if not self.waiting:
-            return listener.listen(mic.read(stop), stop)
+            return listener.listen(mic.read(stop), stop, on_cue=self._cue)
         from audio.stt import Transcript
 
         quiet, spoke = threading.Event(), threading.Event()
@@ -296,12 +296,17 @@ class Session:
         timer.daemon = True
         timer.start()
         try:
-            heard = listener.listen(mic.read(quiet), quiet, on_start=spoke.set)
+            heard = listener.listen(mic.read(quiet), quiet, on_start=spoke.set, resume=False)  # answers end at once
         finally:
             timer.cancel()
         if heard is None and quiet.is_set() and not stop.is_set():
             return Transcript("", self.storyteller.language, 0.0, 0.0, ended_at=time.monotonic())
         return heard
+
+    def _cue(self) -> None:
+        """The child seems to have finished: the listening cue, while the listener waits a moment for more."""
+        if self.speaker is not None and not self.paused.is_set():
+            self.speaker.cue()
 
     def _reopen(self, mic: "Microphone", stop: threading.Event, delay: float) -> None:
         """Wait, then try to open the microphone again; a failure is logged and retried by the loop."""

@@ -97,6 +97,7 @@ class Listener:
         turn_hold_below: float = 0.0,
         inline: bool = False,
         start_margin_db: Optional[float] = None,
+        resume_s: float = 0.0,
     ):
         self.scorer, self.transcriber, self.bus = scorer, transcriber, bus
         self.endpoint, self.threshold = endpoint, threshold
@@ -109,6 +110,9 @@ class Listener:
         # Words that cannot end a request ("a story about") keep the turn open this much longer.
         self.unfinished_hold_s = unfinished_hold_s
         self.probe_s = probe_s  # 0: no early transcript; the turn ends at end_silence_s
+        # After an early end on finished words, the child may go on this long and it is one turn:
+        # Whisper hears "about the" as "about me" (BENCHMARKS.md 7a), so finished words are not proof.
+        self.resume_s = resume_s
         # The sound's say (audio/turn_model.py): P(complete) under turn_threshold postpones an early end
         # (re-scored as the pause grows) but never holds a turn past end_silence_s.
         self.turn_model, self.turn_threshold = turn_model, turn_threshold
@@ -171,8 +175,9 @@ class Listener:
                 return None
             silence_before = seg.silence_s
             event = seg.process(FRAME_S, self.is_speech(frame, None if seg.speaking else self.start_margin_db))
-            if wait_s is not None and not seg.speaking and event is not SpeechEdge.END and (i + 1) * FRAME_S >= wait_s:
-                return None
+            if (wait_s is not None and not seg.speaking and seg.speech_start is None and event is not SpeechEdge.END
+                    and (i + 1) * FRAME_S >= wait_s):
+                return None  # (speech that began just before is heard out: it may be the rest of the turn)
             if seg.speaking or event is SpeechEdge.END:
                 taken.append(frame)
             else:
@@ -261,11 +266,16 @@ class Listener:
         on_start: Optional[Callable[[], None]] = None,
         max_seconds: Optional[float] = None,
         announce: bool = True,
+        on_cue: Optional[Callable[[], None]] = None,
+        resume: bool = True,
     ) -> Optional[Transcript]:
         """One turn: wait for speech, transcribe it; None when the input ended with no speech.
 
         max_seconds: utterances longer than this are not transcribed (used while the app speaks,
         where only a short stop word matters and Whisper would compete with the model for the CPU).
+        on_cue: called the moment the turn seems finished and the listener waits resume_s for more
+        (the speaker's listening cue: the child hears at once that they were heard).
+        resume: wait resume_s after an early end (False: an answer to a question ends at once).
         """
         frames = iter(frames)
         while not stop.is_set():
@@ -278,7 +288,7 @@ class Listener:
                 continue
             transcript, self._ready = self._ready or self._transcribe(audio), None
             if transcript.text and max_seconds is None and announce:
-                transcript = self._rest_of(transcript, audio, frames, stop)
+                transcript = self._rest_of(transcript, audio, frames, stop, on_cue if resume else None, resume)
             if transcript.text:
                 self.bus.emit(Heard(text=transcript.text, language=transcript.language,
                                     duration=round(transcript.duration, 3)))
@@ -295,22 +305,33 @@ class Listener:
             raise ListenError(f"transcription failed: {err}") from err
 
     def _rest_of(self, transcript: Transcript, audio: np.ndarray, frames: Iterator[np.ndarray],
-                 stop: threading.Event) -> Transcript:
-        """A turn whose words stop on "about", "et", "mit"...: wait a little longer for the rest of it.
+                 stop: threading.Event, on_cue: Optional[Callable[[], None]] = None, resume: bool = True) -> Transcript:
+        """Wait a little longer for the rest of a turn that may not be over; the whole is transcribed again as one.
 
-        A child searching for a word pauses longer than the end-of-turn silence. If they go on
-        within unfinished_hold_s, the whole request is transcribed again as one; if not, the
-        turn is what was said.
+        A child searching for a word pauses longer than the end-of-turn silence. Words that stop on
+        "about", "et", "mit"... wait unfinished_hold_s after the usual end; words that look finished
+        ended the turn early and wait resume_s after the cue (Whisper may have misheard the last
+        small word). If the child goes on meanwhile, it is one turn; if not, the turn is what was said.
         """
-        while self.unfinished_hold_s > 0 and not stop.is_set():
+        while not stop.is_set():
             verdict = judge(transcript.text, transcript.language or getattr(self.transcriber, "language", None) or "en")
             p = self._last_p()
             sound_open = p is not None and p < self.turn_hold_below
             if verdict.finished and not sound_open:
+                early = self.ended is not None and bool(self.ended.words)
+                if not (resume and early and self.resume_s > 0):
+                    break
+                wait = self.resume_s
+                log.debug("finished early (%s): the cue, then listening %.1f s more", self.ended.words, wait)
+                if on_cue is not None:
+                    on_cue()
+            elif self.unfinished_hold_s > 0:
+                wait = self.unfinished_hold_s
+                reason = f"the sound's P(complete) {p:.2f}" if verdict.finished else verdict.reason
+                log.debug("unfinished (%s): listening %.1f s more", reason, wait)
+            else:
                 break
-            reason = f"the sound's P(complete) {p:.2f}" if verdict.finished else verdict.reason
-            log.debug("unfinished (%s): listening %.1f s more", reason, self.unfinished_hold_s)
-            more = self.utterance(frames, stop, announce=False, wait_s=self.unfinished_hold_s, prefix=audio)
+            more = self.utterance(frames, stop, announce=False, wait_s=wait, prefix=audio)
             if more is None:
                 break
             audio = np.concatenate([audio, more])
@@ -467,4 +488,5 @@ def create_listener(listen: Any, story_language: str, bus: EventBus) -> Listener
                     threshold=listen.vad_threshold, noise_margin_db=listen.noise_margin_db,
                     pre_roll_s=listen.pre_roll_s, unfinished_hold_s=listen.unfinished_hold_s, probe_s=listen.probe_s,
                     turn_model=model.complete if model else None, turn_threshold=listen.turn_threshold,
-                    turn_hold_below=listen.turn_hold_below, start_margin_db=listen.start_margin_db)
+                    turn_hold_below=listen.turn_hold_below, start_margin_db=listen.start_margin_db,
+                    resume_s=listen.resume_s)

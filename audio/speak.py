@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import numpy as np
 
+from audio.cue import listening_cue
 from audio.devices import DeviceOutput, WavRecorder, short_reason
 from audio.tts import Audio, Synthesizer
 from audio.wordtiming import estimate
@@ -166,7 +167,17 @@ class Speaker:
             if self._play_thread is None:
                 raise RuntimeError("Speaker.say() before start(): nothing would ever play it")
             self._pending += 1
-            self._texts.put((self._epoch, text, Cues(started, played)))
+            self._texts.put((self._epoch, text, Cues(started, played), None))
+
+    def cue(self) -> None:
+        """Queue the listening cue (audio/cue.py): played in turn like a sentence, shown nowhere, never synthesized."""
+        rate = (self.output.sample_rate if self.output else 0) or next(
+            (a.sample_rate for a in self._rendered.values()), 22050)  # the voice's rate: the stream stays open
+        with self._idle:
+            if self._closed or self._play_thread is None:
+                return
+            self._pending += 1
+            self._texts.put((self._epoch, "", Cues(), listening_cue(rate)))
 
     def stop(self) -> None:
         """Silence now: the sentence playing is cut, everything queued is discarded."""
@@ -255,12 +266,12 @@ class Speaker:
 
     def _synth_loop(self) -> None:
         while (item := self._texts.get()) is not None:
-            epoch, text, cues = item
+            epoch, text, cues, audio = item
             if epoch != self._epoch:
                 self._finished_one()  # taken just before a stop(), so stop() could not drain it
                 continue
             try:
-                audio = self._rendered.get(text) or self.synth.synthesize(text)
+                audio = audio if audio is not None else self._rendered.get(text) or self.synth.synthesize(text)
             except Exception as err:  # noqa: BLE001 - a bad sentence must not end the session
                 log.error("could not speak %r: %s", text[:40], err)
                 self.bus.emit(ErrorEvent(stage="tts", message=str(err)))
@@ -299,7 +310,8 @@ class Speaker:
             self._started(text, cues)  # nothing to play, but the sentence still had its turn
         played = self._blocks(epoch, text, audio, cues)
         if played == len(audio.samples):
-            self.bus.emit(SpeakEnd(text=text))
+            if text:
+                self.bus.emit(SpeakEnd(text=text))
             self._call(cues.played, "played", text)
             return
         if self.output and not self.retry.lost:
@@ -335,7 +347,8 @@ class Speaker:
         return played
 
     def _started(self, text: str, cues: Cues) -> None:
-        self.bus.emit(SpeakStart(text=text))
+        if text:  # the cue ("") is no sentence: the screen shows none for it
+            self.bus.emit(SpeakStart(text=text))
         self._call(cues.started, "started", text)
 
     @staticmethod
@@ -349,7 +362,8 @@ class Speaker:
             log.exception("speaker: the %s callback for %r failed", name, text[:40])
 
     def _stopped(self, text: str, played: int, audio: Audio, reason: str) -> None:
-        self.bus.emit(SpeakStopped(text=text, played_s=round(played / audio.sample_rate, 3), reason=reason))
+        if text:
+            self.bus.emit(SpeakStopped(text=text, played_s=round(played / audio.sample_rate, 3), reason=reason))
 
     def _output_ready(self) -> bool:
         """The device can take a sentence: it works, or it was lost, its pause is over and it answers again."""

@@ -14,8 +14,10 @@ Sets (harness/speech_clips.py), in four child-pitched eSpeak voices and Piper's 
   break (eSpeak SSML; Piper cut at its word alignment), so the voice is still mid-sentence at the
   pause as a child's is; "paused, joined": both sets as two utterances joined, the first ending as
   a sentence. "cut" = the turn ended before the rest of the request began.
-- whole: whole requests; short: answers to a question ("Yes.", "The fox."); babble: whole requests
-  over classroom babble at 10 dB SNR. "wait" = end of the turn - the child's last word.
+- whole: whole requests; short: answers to a question ("Yes.", "The fox.", read as the app reads an
+  answer: no resume window); babble: whole requests over classroom babble at 10 dB SNR.
+  "first sound" = the listening cue (or the answer, where none came) - the child's last word;
+  "answered" = the end of the turn, when the answer begins - the child's last word.
 """
 
 from __future__ import annotations
@@ -26,11 +28,13 @@ import threading
 import time
 from typing import Any
 
+import jiwer
 import numpy as np
 
 from audio.listen import create_listener
 from audio.vad import FRAME_S
 from bench.common import add_json_arg, finish_meta, machine_meta, print_table, progress, write_json
+from bench.stt import NORMALIZE
 from events import EventBus
 from settings import ListenSettings
 from harness.speech_clips import (
@@ -55,14 +59,21 @@ from harness.speech_clips import (
 CONFIGS: dict[str, dict[str, Any]] = {
     "words+sound": {"turn_model": "smart-turn", "turn_threshold": 0.5},
     "words+sound-hold": {"turn_model": "smart-turn", "turn_threshold": 0.5, "turn_hold_below": 0.1},
-    "words": {"turn_model": "off"},
+    "words": {"turn_model": "off"},  # the default: the cue at finished words, then resume_s for more
+    "words-probe-0.15": {"turn_model": "off", "probe_s": 0.15},
+    "words-probe-0.1": {"turn_model": "off", "probe_s": 0.1},
+    "words-no-resume": {"turn_model": "off", "resume_s": 0.0},  # the turn answered at the early end (before)
     "words-no-prompt": {"turn_model": "smart-turn", "turn_threshold": 0.0, "story_prompt": False},
-    "silence": {"turn_model": "off", "probe_s": 0.0, "unfinished_hold_s": 0.0},
+    "silence": {"turn_model": "off", "probe_s": 0.0, "unfinished_hold_s": 0.0, "resume_s": 0.0},
 }
+# Answers to a question end at once in the app (no resume window): the "short" set is read so.
+ANSWERS = {"short"}
 PAUSE_S = 1.0
 LEAD_S = 0.4
-COLUMNS = [("config", "end of turn by"), ("set", "set"), ("n", "n"), ("cut", "cut"), ("wait_median_s", "wait median s"),
-           ("wait_p90_s", "wait p90 s"), ("wait_max_s", "wait max s"), ("stt_ms", "Whisper ms/call"),
+COLUMNS = [("config", "end of turn by"), ("set", "set"), ("n", "n"), ("cut", "cut"),
+           ("first_median_s", "first sound median s"), ("first_p90_s", "first sound p90 s"),
+           ("cues_mid", "cues mid-request"), ("wer", "WER of what is answered"), ("wait_median_s", "answered median s"),
+           ("wait_p90_s", "answered p90 s"), ("wait_max_s", "answered max s"), ("stt_ms", "Whisper ms/call"),
            ("turn_model_ms", "turn model ms/call")]
 
 
@@ -106,23 +117,25 @@ def clips(voices: Voices, noise: np.ndarray, limit: int = 0) -> list[dict[str, A
                 said, rest_s = voices.say_paused(head, tail, i)
                 samples = np.concatenate([silence(LEAD_S), said])
                 out.append({"set": name, "voice": i, "samples": samples, "rest_s": LEAD_S + rest_s,
-                            "last_s": LEAD_S + voiced_end_s(said)})
+                            "last_s": LEAD_S + voiced_end_s(said), "text": f"{head} {tail}"})
                 # The same request as two utterances joined: the voice ends the first as a sentence.
                 a, b = voices.say(head, i), voices.say(tail, i)
                 a = a[: int(voiced_end_s(a) * 16000)]  # the pause is exactly PAUSE_S of silence
                 start = LEAD_S + len(a) / 16000 + PAUSE_S
                 samples = np.concatenate([silence(LEAD_S), a, silence(PAUSE_S), b])
                 out.append({"set": "paused, joined", "voice": i, "samples": samples, "rest_s": start,
-                            "last_s": start + voiced_end_s(b)})
+                            "last_s": start + voiced_end_s(b), "text": f"{head} {tail}"})
         for name, lines in (("whole", first(REQUESTS)), ("short", first(SHORT_ANSWERS))):
             for text in lines:
                 s = voices.say(text, i)
-                out.append({"set": name, "voice": i, "samples": np.concatenate([silence(LEAD_S), s]), "last_s": LEAD_S + voiced_end_s(s)})
+                out.append({"set": name, "voice": i, "samples": np.concatenate([silence(LEAD_S), s]),
+                            "last_s": LEAD_S + voiced_end_s(s), "text": text})
         for text in first(REQUESTS):
             s = voices.say(text, i)
             offset = 1.0
             mixed = mix_at_snr(s, noise[: int((len(s) / 16000 + offset + 4.0) * 16000)], 10.0, offset)
-            out.append({"set": "babble", "voice": i, "samples": mixed, "last_s": offset + voiced_end_s(s), "noisy": True})
+            out.append({"set": "babble", "voice": i, "samples": mixed, "last_s": offset + voiced_end_s(s), "noisy": True,
+                        "text": text})
     return out
 
 
@@ -158,14 +171,18 @@ def write_clips(folder: str) -> None:
 
 
 def run(listener, clip: dict[str, Any]) -> float:
-    """Seconds of audio read when the turn was declared (the listener returns at once in inline mode)."""
+    """Seconds of audio read when the turn was answered (the listener returns at once in inline mode).
+
+    clip["cues"] gets the audio time of each listening cue (the first sound the child hears back).
+    """
     counter = [0]
-    clip["heard"] = None
+    clip["heard"], clip["cues"] = None, []
     listener.scorer.reset()
     listener.noise.reset()
     tail = 4.0 if clip.get("noisy") else 3.0
     samples = clip["samples"] if clip.get("noisy") else np.concatenate([clip["samples"], silence(tail)])
-    heard = listener.listen(frames_of(samples, counter), threading.Event())
+    heard = listener.listen(frames_of(samples, counter), threading.Event(), resume=clip["set"] not in ANSWERS,
+                            on_cue=lambda: clip["cues"].append(counter[0] * FRAME_S))
     clip["heard"] = heard.text if heard is not None else None
     return counter[0] * FRAME_S if heard is not None else float("nan")
 
@@ -200,12 +217,23 @@ class Timed:
 
 
 def summary(config: str, set_name: str, items: list, timed: Timed) -> dict[str, Any]:
-    """One row: how many were cut, how long the rest waited after the child's last word."""
+    """One row: how many were cut, how long the rest waited after the child's last word for a sound, and for the answer.
+
+    The first sound is the listening cue after the last word, or the answer where no cue came.
+    A cue before the rest of a paused request began is "mid-request" (the child heard it, went on).
+    """
     paused = "rest_s" in items[0][0]
     cut = [e < c["rest_s"] for c, e in items] if paused else [False] * len(items)
-    waits = [e - c["last_s"] for (c, e), was_cut in zip(items, cut) if not was_cut and e == e]  # e != e: not heard
+    kept = [(c, e) for (c, e), was_cut in zip(items, cut) if not was_cut and e == e]  # e != e: not heard
+    waits = [e - c["last_s"] for c, e in kept]
+    firsts = [min([t for t in c["cues"] if t >= c["last_s"]] + [e]) - c["last_s"] for c, e in kept]
+    mid = sum(any(t < c["rest_s"] for t in c["cues"]) for c, _ in items) if paused else None
     return {
         "config": config, "set": set_name, "n": len(items), "cut": sum(cut) if paused else None,
+        "first_median_s": round(statistics.median(firsts), 3) if firsts else None,
+        "first_p90_s": round(float(np.percentile(firsts, 90)), 3) if firsts else None,
+        "cues_mid": mid,
+        "wer": round(jiwer.wer([NORMALIZE(c["text"]) for c, _ in items], [NORMALIZE(c["heard"] or "") or "-" for c, _ in items]), 3),
         "wait_median_s": round(statistics.median(waits), 3) if waits else None,
         "wait_p90_s": round(float(np.percentile(waits, 90)), 3) if waits else None,
         "wait_max_s": round(max(waits), 3) if waits else None,
@@ -217,7 +245,7 @@ def summary(config: str, set_name: str, items: list, timed: Timed) -> dict[str, 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--configs", default=",".join(CONFIGS), help="comma-separated: " + ", ".join(CONFIGS))
-    p.add_argument("--show", action="store_true", help="print each clip cut off or waited on over 0.7 s")
+    p.add_argument("--show", action="store_true", help="print each clip cut off, or with no sound back within 0.7 s")
     p.add_argument("--voices", type=int, default=len(CHILD_VOICES) + 1, help="eSpeak child voices, then Piper raised")
     p.add_argument("--limit", type=int, default=0, help="at most this many lines of each set (a quick check)")
     p.add_argument("--write-clips", metavar="DIR", help="write the v2v.py clips here and stop")
@@ -236,8 +264,10 @@ def main() -> None:
         for clip in progress(all_clips, desc=name):
             end_s = run(listener, clip)
             results.setdefault(clip["set"], []).append((clip, end_s))
-            if args.show and (end_s < clip.get("rest_s", 0) or end_s - clip["last_s"] > 0.7):
-                print(f"  {name} {clip['set']} v{clip['voice']}: heard {clip['heard']!r}, ended {end_s - clip['last_s']:+.2f} s")
+            first_s = min([t for t in clip["cues"] if t >= clip["last_s"]] + [end_s]) - clip["last_s"]
+            if args.show and (end_s < clip.get("rest_s", 0) or first_s > 0.7):
+                print(f"  {name} {clip['set']} v{clip['voice']}: heard {clip['heard']!r}, first sound {first_s:+.2f} s,"
+                      f" answered {end_s - clip['last_s']:+.2f} s")
         rows += [summary(name, set_name, items, timed) for set_name, items in results.items()]
     print_table(rows, COLUMNS, finish_meta(meta))
     write_json(args.json, meta, rows)

@@ -254,3 +254,18 @@ def test_a_finished_request_ends_without_the_hold(listener):
     assert heard is not None and "mouse" in heard.text.lower()
     waited_s = counter[0] * 512 / 16000 - len(speech) / 16000
     assert waited_s < 1.2, waited_s  # end_silence_s (0.8 s) and a frame or two, not 0.8 + 1.7
+
+
+@pytest.mark.integration
+def test_the_listening_cue_is_no_speech_to_silero_when_the_speaker_leaks_into_the_microphone(listener):
+    """The cue plays while the listener waits for the rest of a turn: heard through the room, it must not start one."""
+    from audio.cue import listening_cue
+    from audio.devices import resample
+
+    cue = listening_cue(22050)
+    leak = resample(cue.samples, 22050, RATE)
+    for gain in (1.0, 0.3):  # as loud as played, and as a microphone across the kiosk hears it
+        listener.scorer.reset()
+        clip = np.concatenate([silence(0.2), gain * leak, silence(0.3)]).astype(np.float32)
+        scores = [listener.scorer(clip[i: i + 512]) for i in range(0, len(clip) - 511, 512)]
+        assert max(scores) < 0.3, (gain, scores)  # the speech threshold is 0.5

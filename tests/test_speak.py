@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile as sf
 
+from audio.cue import listening_cue
 from audio.devices import DeviceOutput, WavRecorder
 from audio.speak import BLOCK_S, Speaker
 from audio.tts import Audio, PiperSynthesizer, Pyttsx3Synthesizer
@@ -420,3 +421,23 @@ def test_prepared_lines_are_not_made_again_and_a_new_voice_forgets_them(tmp_path
     assert speaker.wait_idle(timeout=5)
     speaker.close()
     assert second.made == ["Ooh, I love that idea!"]  # made by the new voice, not the old voice's copy
+
+
+def test_the_listening_cue_plays_in_turn_at_the_voices_rate_and_is_no_sentence():
+    """The cue needs no voice, keeps the output's rate (no reopened stream), and the screen shows nothing for it."""
+    bus = EventBus()
+    log = record_events(bus)
+    out, synth = PacedOutput(), ToneSynth()
+    speaker = Speaker(synth, bus, output=out).start()
+    speaker.prepare(["Ooh!"])  # the voice's rate (16 kHz here) is known from the lines made ahead
+    speaker.cue()
+    speaker.say("Once upon a time.")
+    assert speaker.wait_idle(timeout=5)
+    speaker.close()
+    cue = listening_cue(16000)
+    assert synth.done == ["Ooh!", "Once upon a time."]  # the cue was never synthesized
+    assert np.array_equal(np.concatenate(out.blocks)[: len(cue.samples)], cue.samples)  # played first, whole
+    assert out.samples_written == len(cue.samples) + int(0.1 * 4 * 16000) and out.sample_rate == 16000
+    assert [(r["event"], r["text"]) for r in log if r["event"].startswith("speak")] == [
+        ("speak_start", "Once upon a time."), ("speak_end", "Once upon a time.")]
+    assert 0.1 < cue.duration < 0.3 and 0.2 < np.abs(cue.samples).max() <= 0.3

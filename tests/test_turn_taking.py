@@ -133,8 +133,8 @@ class SoundSays:
         return [p for s, p in self.by_silence if silence_s >= s][-1]
 
 
-def turn_end_s(ear, parts) -> tuple[float, dict]:
-    """Seconds of silence read after the speech when the turn was declared, and its speech_end event."""
+def turn_end_s(ear, parts, **kwargs) -> tuple[float, dict]:
+    """Seconds of silence read after the speech when the turn was declared, and what was heard (kwargs: listen()'s)."""
     counted = []
 
     def counting():
@@ -142,7 +142,7 @@ def turn_end_s(ear, parts) -> tuple[float, dict]:
             counted.append(f)
             yield f
 
-    heard = ear.listen(counting(), threading.Event())
+    heard = ear.listen(counting(), threading.Event(), **kwargs)
     assert heard is not None
     speech_s = sum(s for s, f in parts[:2])
     return len(counted) * FRAME_S - speech_s, heard
@@ -217,3 +217,35 @@ def test_turn_end_says_how_the_listener_ended_the_turn():
     typed = Session(Stages(Storyteller(ScriptedBackend([["A cat sat."]]), "Early Elementary", "en", memory_tokens=2000,
                                        max_sentence_words=30), bus, show=lambda _: None)).run_turn("Tell me about a cat")
     assert (typed.end_silence_s, typed.end_words, typed.end_turn_p) == (None, "", None)
+
+
+# --- the listening cue and resume_s: finished words are not proof (Whisper mishears the last small word) ---
+
+def test_a_child_who_goes_on_after_the_cue_is_heard_as_one_turn():
+    """"Tell me a story about the..." heard as "...about me." ends early: the cue plays, the child goes on, one turn."""
+    stt = Scripted([(0.0, "Tell me a story about me."), (2.5, "Tell me a story about the biggest tree.")])
+    ear, records = listener(stt, resume_s=1.3, inline=True)
+    cues = []
+    heard = ear.listen(frames((0.5, QUIET), (1.2, LOUD), (1.2, QUIET), (1.0, LOUD), (3.0, QUIET), pace_s=0.0),
+                       threading.Event(), on_cue=lambda: cues.append(len(cues)))
+    assert heard.text == "Tell me a story about the biggest tree."
+    ends = [e for e in records if isinstance(e, SpeechEnd)]
+    assert [e.words for e in ends] == ["ends on 'me'", "ends on 'tree'"], ends
+    assert len(cues) == 2  # at each early end: the child hears at once that they were heard
+
+
+def test_after_the_cue_silence_answers_the_turn_resume_s_later_and_an_answer_is_not_held():
+    stt = Scripted([(0.0, "Tell me a story about a dragon.")])
+    parts = ((0.5, QUIET), (1.5, LOUD), (4.0, QUIET))
+    ear, _ = listener(stt, resume_s=1.3, inline=True)
+    cues = []
+    waited, heard = turn_end_s(ear, parts, on_cue=lambda: cues.append(1))
+    assert heard.text == "Tell me a story about a dragon." and cues == [1]
+    assert 0.25 + 1.3 <= waited < 0.25 + 1.3 + 0.2, waited  # the probe, then resume_s, then answered
+    cues.clear()
+    waited, heard = turn_end_s(ear, parts, on_cue=lambda: cues.append(1), resume=False)
+    assert heard.text == "Tell me a story about a dragon." and cues == [] and waited < 0.4, waited  # "Yes." ends at once
+    plain, _ = listener(stt, inline=True)  # resume_s 0: as before, no cue, answered at the early end
+    waited, _ = turn_end_s(plain, parts, on_cue=lambda: cues.append(1))
+    assert cues == [] and waited < 0.4, waited
+
