@@ -187,7 +187,7 @@ class ListenSettings(_Section):
     unfinished_hold_s: float = Field(1.7, ge=0.0, le=5.0)
     # A pause this long starts transcribing the turn so far; when those words are finished and the
     # pause goes on, the turn ends there, before end_silence_s (0: off, the turn ends at end_silence_s).
-    probe_s: float = Field(0.2, ge=0.0, le=2.0)
+    probe_s: float = Field(0.1, ge=0.0, le=2.0)
     # After such an early end the listening cue plays, and the child may go on this long (s) and it
     # is still one turn: Whisper mishears the last small word of a fragment as a finished one
     # (BENCHMARKS.md 7a); the turn is answered after it. Not for an answer to a question. 0: off.

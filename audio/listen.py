@@ -310,19 +310,22 @@ class Listener:
 
         A child searching for a word pauses longer than the end-of-turn silence. Words that stop on
         "about", "et", "mit"... wait unfinished_hold_s after the usual end; words that look finished
-        ended the turn early and wait resume_s after the cue (Whisper may have misheard the last
-        small word). If the child goes on meanwhile, it is one turn; if not, the turn is what was said.
+        wait resume_s after the cue (Whisper may have misheard the last small word). If the child
+        goes on meanwhile, it is one turn; if not, the turn is what was said.
         """
         while not stop.is_set():
             verdict = judge(transcript.text, transcript.language or getattr(self.transcriber, "language", None) or "en")
             p = self._last_p()
             sound_open = p is not None and p < self.turn_hold_below
             if verdict.finished and not sound_open:
-                early = self.ended is not None and bool(self.ended.words)
-                if not (resume and early and self.resume_s > 0):
+                # The early end, or end_silence_s (no probe, or a busy CPU made the early transcript
+                # too late to end the turn sooner): the same pause, the same doubt. Not after a forced end.
+                paused = self.ended is not None and not self.ended.forced
+                if not (resume and paused and self.resume_s > 0):
                     break
                 wait = self.resume_s
-                log.debug("finished early (%s): the cue, then listening %.1f s more", self.ended.words, wait)
+                log.debug("finished (%s) after %s s of silence: the cue, then listening %.1f s more",
+                          self.ended.words or verdict.reason, self.ended.silence_s, wait)
                 if on_cue is not None:
                     on_cue()
             elif self.unfinished_hold_s > 0:

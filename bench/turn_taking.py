@@ -61,7 +61,7 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "words+sound-hold": {"turn_model": "smart-turn", "turn_threshold": 0.5, "turn_hold_below": 0.1},
     "words": {"turn_model": "off"},  # the default: the cue at finished words, then resume_s for more
     "words-probe-0.15": {"turn_model": "off", "probe_s": 0.15},
-    "words-probe-0.1": {"turn_model": "off", "probe_s": 0.1},
+    "words-probe-0.2": {"turn_model": "off", "probe_s": 0.2},  # the default until 2026-12-03
     "words-no-resume": {"turn_model": "off", "resume_s": 0.0},  # the turn answered at the early end (before)
     "words-no-prompt": {"turn_model": "smart-turn", "turn_threshold": 0.0, "story_prompt": False},
     "silence": {"turn_model": "off", "probe_s": 0.0, "unfinished_hold_s": 0.0, "resume_s": 0.0},

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
+import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,3 +75,10 @@ def refused(url: str, **kwargs) -> int:
     with pytest.raises(InvalidStatus) as caught:
         connect(url, open_timeout=5, **kwargs).close()
     return caught.value.response.status_code
+
+
+def thread_stacks() -> str:
+    """Where every thread of this process is now: for the message of a test that timed out waiting on one."""
+    names = {t.ident: t.name for t in threading.enumerate()}
+    return "\n".join(f"--- {names.get(ident, ident)}\n" + "".join(traceback.format_stack(frame)[-6:])
+                     for ident, frame in sys._current_frames().items())

@@ -35,10 +35,10 @@ def listener(bus_log):
     return create_listener(ListenSettings(), "en", bus_log[0])
 
 
-def listen_to(listener, samples, counter=None):
+def listen_to(listener, samples, counter=None, **kwargs):
     listener.scorer.reset()
     listener.noise.reset()
-    return listener.listen(frames_of(np.concatenate([samples, silence(1.5)]), counter), threading.Event())
+    return listener.listen(frames_of(np.concatenate([samples, silence(1.5)]), counter), threading.Event(), **kwargs)
 
 
 @pytest.mark.integration
@@ -247,10 +247,13 @@ def copy_listener(listener, hold: float):
 
 
 def test_a_finished_request_ends_without_the_hold(listener):
-    """The hold is only for unfinished words: a whole request ends at the usual silence (counted in frames, not time)."""
+    """The hold is only for unfinished words: a whole request ends at the usual silence (counted in frames, not time).
+
+    resume=False, as for an answer: the resume window after finished words is tested in tests/test_turn_taking.py.
+    """
     speech = np.concatenate([silence(0.5), espeak("Tell me a story about a brave little mouse.")])
     counter = [0]
-    heard = listen_to(listener, np.concatenate([speech, silence(3.0)]), counter)
+    heard = listen_to(listener, np.concatenate([speech, silence(3.0)]), counter, resume=False)
     assert heard is not None and "mouse" in heard.text.lower()
     waited_s = counter[0] * 512 / 16000 - len(speech) / 16000
     assert waited_s < 1.2, waited_s  # end_silence_s (0.8 s) and a frame or two, not 0.8 + 1.7

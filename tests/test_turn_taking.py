@@ -249,3 +249,23 @@ def test_after_the_cue_silence_answers_the_turn_resume_s_later_and_an_answer_is_
     waited, _ = turn_end_s(plain, parts, on_cue=lambda: cues.append(1))
     assert cues == [] and waited < 0.4, waited
 
+
+
+def test_an_early_transcript_too_late_for_an_early_end_still_gets_the_cue_and_the_resume_window():
+    """On a busy CPU the early transcript may come back only after end_silence_s: the turn ends there, on finished
+    words that are no more proof than at an early end, so the child who goes on is still heard as one turn."""
+
+    class Busy(Scripted):
+        def transcribe(self, samples):
+            time.sleep(0.3)  # 75 frames at 4 ms each: 2.4 s of audio, past end_silence_s (0.8 s)
+            return super().transcribe(samples)
+
+    stt = Busy([(0.0, "Tell me a story about me."), (2.5, "Tell me a story about the biggest tree.")])
+    ear, records = listener(stt, resume_s=1.3)
+    cues = []
+    heard = ear.listen(frames((0.5, QUIET), (1.2, LOUD), (1.5, QUIET), (1.0, LOUD), (3.0, QUIET)),
+                       threading.Event(), on_cue=lambda: cues.append(1))
+    assert heard.text == "Tell me a story about the biggest tree."
+    first = next(e for e in records if isinstance(e, SpeechEnd))
+    assert first.silence_s == 0.8 and first.words == "", first  # not ended early: the transcript was too late
+    assert cues and len(cues) <= 2
