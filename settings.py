@@ -188,8 +188,8 @@ class ListenSettings(_Section):
     # A pause this long starts transcribing the turn so far; when those words are finished and the
     # pause goes on, the turn ends there, before end_silence_s (0: off, the turn ends at end_silence_s).
     probe_s: float = Field(0.1, ge=0.0, le=2.0)
-    # After such an early end the listening cue plays, and the child may go on this long (s) and it
-    # is still one turn: Whisper mishears the last small word of a fragment as a finished one
+    # A turn that ends on finished words plays the listening cue, and the child may go on this long
+    # (s) and it is still one turn: Whisper mishears the last small word of a fragment as a finished one
     # (BENCHMARKS.md 7a); the turn is answered after it. Not for an answer to a question. 0: off.
     resume_s: float = Field(1.3, ge=0.0, le=5.0)
     # The sound's say at that pause: "smart-turn" (Smart Turn v3.2, packaged), a path to such an

@@ -1,6 +1,6 @@
 """The listening cue: a soft two-note "mm-hm" the moment a child seems to have finished.
 
-It is the first thing a child hears back, within half a second of their last word, while the
+It is the first thing a child hears back, the moment the words look finished, while the
 listener waits a little longer in case they were only looking for a word (audio/listen.py,
 `listen.resume_s`). Tones, not words: it needs no voice, sounds the same in every language, and
 is not speech to the voice activity detector when the speaker leaks into the microphone.

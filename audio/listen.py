@@ -110,7 +110,7 @@ class Listener:
         # Words that cannot end a request ("a story about") keep the turn open this much longer.
         self.unfinished_hold_s = unfinished_hold_s
         self.probe_s = probe_s  # 0: no early transcript; the turn ends at end_silence_s
-        # After an early end on finished words, the child may go on this long and it is one turn:
+        # After a turn ends on finished words, the child may go on this long and it is one turn:
         # Whisper hears "about the" as "about me" (BENCHMARKS.md 7a), so finished words are not proof.
         self.resume_s = resume_s
         # The sound's say (audio/turn_model.py): P(complete) under turn_threshold postpones an early end
@@ -275,7 +275,7 @@ class Listener:
         where only a short stop word matters and Whisper would compete with the model for the CPU).
         on_cue: called the moment the turn seems finished and the listener waits resume_s for more
         (the speaker's listening cue: the child hears at once that they were heard).
-        resume: wait resume_s after an early end (False: an answer to a question ends at once).
+        resume: wait resume_s after finished words (False: an answer to a question ends at once).
         """
         frames = iter(frames)
         while not stop.is_set():
