@@ -26,10 +26,22 @@ def start_app(tiny, tmp_path, extra_config=""):
     text = (tiny / "config.yaml").read_text().replace("adapter: adapter", f"adapter: {tiny / 'adapter'}")
     config.write_text(text + extra_config)
     events = tmp_path / "ev.jsonl"
-    app = subprocess.Popen([sys.executable, str(ROOT / "main.py"), "--config", str(config), "--events", str(events)],
-                           cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    app = popen_logged([sys.executable, str(ROOT / "main.py"), "--config", str(config), "--events", str(events)], tmp_path)
     assert wait_for(lambda: any(r["event"] == "listening" for r in read_events(events)), 120), "never listened"
     return app, events
+
+
+def popen_logged(argv, tmp_path, **kwargs):
+    """The app with its output in files (app.stdout, app.stderr): a pipe nobody reads fills up and blocks it."""
+    with open(tmp_path / "app.stdout", "w") as out, open(tmp_path / "app.stderr", "w") as err:
+        app = subprocess.Popen(argv, cwd=ROOT, stdout=out, stderr=err, text=True, **kwargs)  # the child has its own copies
+    app.stderr_path = tmp_path / "app.stderr"
+    return app
+
+
+def app_stderr(app) -> str:
+    """What the app wrote to standard error so far."""
+    return app.stderr_path.read_text()
 
 
 def speak_into_mic(tmp_path, text, name):
@@ -45,7 +57,7 @@ def stop_app(app):
     finally:
         if app.poll() is None:
             app.kill()
-    return app.stderr.read()
+    return app_stderr(app)
 
 
 def what_was_heard(records):
@@ -102,10 +114,8 @@ def test_hands_free_turn_through_virtual_microphone_and_speaker(pulse, tiny, tmp
     child = tmp_path / "child.wav"
     sf.write(child, np.concatenate([silence(0.3), espeak("Tell me a story about a robot.", *VOICES[1]), silence(0.3)]), RATE)
     events, spoken = tmp_path / "ev.jsonl", tmp_path / "speaker.wav"
-    app = subprocess.Popen(
-        [sys.executable, str(ROOT / "main.py"), "--config", str(tiny / "config.yaml"), "--events", str(events)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ},
-    )
+    app = popen_logged([sys.executable, str(ROOT / "main.py"), "--config", str(tiny / "config.yaml"), "--events", str(events)],
+                       tmp_path, env={**os.environ})
     recorder = None
     try:
         assert wait_for(lambda: any(r["event"] == "listening" for r in read_events(events)), 120), "never listened"
@@ -125,7 +135,7 @@ def test_hands_free_turn_through_virtual_microphone_and_speaker(pulse, tiny, tmp
         if recorder:
             recorder.terminate()
             recorder.wait(5)
-    stderr = app.stderr.read()
+    stderr = app_stderr(app)
     assert app.returncode == 130, stderr
     assert shutdown_s < 5, f"SIGTERM took {shutdown_s:.2f} s"
     assert "Traceback" not in stderr
