@@ -1,10 +1,10 @@
-"""bench/v2v_probe.py reads what the child heard back from a probe recording: the cue, the answer, cues mid-request."""
+"""harness/probe_recording.py (bench/v2v_probe.py) reads what the child heard back from a probe recording: the cue, the answer, cues mid-request."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from bench.v2v_probe import clips, runs, summary
+from harness.probe_recording import clips, runs, summary
 
 RATE = 16000
 
