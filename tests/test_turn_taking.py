@@ -250,7 +250,6 @@ def test_after_the_cue_silence_answers_the_turn_resume_s_later_and_an_answer_is_
     assert cues == [] and waited < 0.4, waited
 
 
-
 def test_an_early_transcript_too_late_for_an_early_end_still_gets_the_cue_and_the_resume_window():
     """On a busy CPU the early transcript may come back only after end_silence_s: the turn ends there, on finished
     words that are no more proof than at an early end, so the child who goes on is still heard as one turn."""
