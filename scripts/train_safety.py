@@ -1,6 +1,6 @@
 """Train the safety meaning layer on safety/data/train_*.tsv and write safety/data/meaning.npz.
 
-    python -m scripts.train_safety [--encoder gemma-3-270m] [--layers 4 8 12] [--out safety/data/meaning.npz]
+    python -m scripts.train_safety [--encoder gemma-3-270m] [--layers 4 8 12 [--together]] [--out safety/data/meaning.npz]
 
 Every sentence is read by the encoder (a packaged model, packaged.KNOWN) once; its features at
 each candidate layer are cached beside the converted model, so a second run reads only new sentences. A fifth
@@ -157,11 +157,15 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--encoder", choices=sorted(KNOWN), default=ENCODER, help="the packaged model whose hidden states are read")
     p.add_argument("--layers", type=int, nargs="+", help="layers to compare one by one (default: the encoder's candidates)")
+    p.add_argument("--together", action="store_true", help="read the --layers side by side as one candidate (e.g. --layers 6 10 --together)")
     p.add_argument("--out", type=Path, default=WEIGHTS)
     p.add_argument("--data", type=Path, default=DATA)
     args = p.parse_args()
 
-    candidates = [[layer] for layer in args.layers] if args.layers else CANDIDATES[args.encoder]
+    if args.layers:
+        candidates = [sorted(args.layers)] if args.together else [[layer] for layer in args.layers]
+    else:
+        candidates = CANDIDATES[args.encoder]
     layers_read = sorted({layer for layers in candidates for layer in layers})
     rows = load_rows(args.data)
     classes = sorted({label_of(r) for r in rows} | {"safe", "older", "disclosure", "jailbreak"})
