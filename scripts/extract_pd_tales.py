@@ -11,7 +11,8 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-HEADER = ("lang", "side", "category", "level", "text")
+from safety.corpus import FIELDS
+
 ABBREV = {
     "en": {"Mr", "Mrs", "Dr", "St", "Mt", "Jr", "Sr", "Capt", "Col", "Gen", "Rev", "Lieut", "Messrs", "Prof", "Esq"},
     "fr": {"M", "MM", "Mme", "Mmes", "Mlle", "Mlles", "Dr", "St", "Ste", "Mgr", "etc"},
@@ -228,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
     for lang, rows in by_lang.items():
         kept = [(c, lv, s) for _, c, lv, s in rows if lv != "drop"]
         with open(Path(args.out) / f"train_{lang}_pd.tsv", "w", encoding="utf-8", newline="") as f:
-            f.write("\t".join(HEADER) + "\n")
+            f.write("\t".join(FIELDS) + "\n")
             f.writelines(f"{lang}\toutput\t{c}\t{lv}\t{s}\n" for c, lv, s in kept)
         print(f"{lang}: {len(kept)} rows", file=sys.stderr)
     return 0
