@@ -89,6 +89,7 @@ class Language:
     # --- what the safety rules look for (matched after safety.rules.normalize: no accents, ß -> ss) ---
     safety_words: Mapping[str, tuple[str, ...]]  # by category (safety.lexicon.CATEGORIES): regex fragments
     safety_fuzzy: Mapping[str, tuple[str, ...]]  # by category: long words also caught one letter wrong
+    real_words_near_fuzzy: frozenset[str]  # real words one letter from a fuzzy one ("laughter"): never a misspelling
     digit_words: str  # regex alternation: the digits said as words (a phone number said aloud)
     phone_min_words: int  # how many digit words, less one, make a phone number
     spoken_at_dot: tuple[str, str]  # an e-mail address said aloud: "at" and "dot" (emma at mail dot com)

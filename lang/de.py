@@ -164,6 +164,7 @@ LANGUAGE = Language(
         "sexual": ("vergewaltigt", "vergewaltigung"),
         "dangerous": ("sprengstoff", "zigarette"),
     },
+    real_words_near_fuzzy=frozenset(),
     digit_words="null|eins|zwei|drei|vier|funf|sechs|sieben|acht|neun",
     phone_min_words=6,
     spoken_at_dot=("ät", "punkt"),

@@ -180,6 +180,7 @@ LANGUAGE = Language(
         "dangerous": ("cocaine", "cigarette", "explosive"),
         "profanity": ("motherfucker", "bullshit"),  # not "fucking": one letter from "sucking"
     },
+    real_words_near_fuzzy=frozenset({"laughter"}),  # one letter from "slaughter"
     digit_words="zero|oh|one|two|three|four|five|six|seven|eight|nine",
     phone_min_words=6,
     spoken_at_dot=("at", "dot"),

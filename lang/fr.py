@@ -160,6 +160,7 @@ LANGUAGE = Language(
         "gore": ("massacre", "decapite", "egorger", "meurtrier", "torturer"),
         "dangerous": ("cocaine", "cigarette"),
     },
+    real_words_near_fuzzy=frozenset(),
     # French numbers are said in pairs ("zéro six, douze, trente-quatre"), so the tens count too.
     digit_words="zero|un|deux|trois|quatre|cinq|six|sept|huit|neuf|dix|onze|douze|treize|quatorze|quinze|seize|vingt|trente|quarante|cinquante|soixante|quatre-vingts?|[a-z]+(?:-[a-z]+)+",
     phone_min_words=4,

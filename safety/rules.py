@@ -72,6 +72,7 @@ def _close(a: str, b: str) -> bool:
 def word_matches(text: str, language: str) -> list[Match]:
     """Every word-list rule that matches any spelling variant of the text."""
     found: dict[tuple[str, str], Match] = {}
+    spoken = lang.get(language)
     all_variants = variants(text)
     for variant in all_variants:
         exact = len(variant) == len(all_variants[0])  # plain and leet spellings keep every character in place
@@ -80,7 +81,9 @@ def word_matches(text: str, language: str) -> list[Match]:
             if m and (category, fragment) not in found:
                 found[(category, fragment)] = Match(category, fragment, m.start(), m.end(), exact)
         for m in re.finditer(r"[a-z]{5,}", variant):
-            for category, words in lang.get(language).safety_fuzzy.items():
+            if m.group(0) in spoken.real_words_near_fuzzy:
+                continue
+            for category, words in spoken.safety_fuzzy.items():
                 for word in words:
                     if _close(m.group(0), word) and (category, "~" + word) not in found:
                         found[(category, "~" + word)] = Match(category, "~" + word, m.start(), m.end(), exact)

@@ -10,6 +10,7 @@ UNSAFE_OUTPUTS = [
     ("en", "The knight stabbed the dragon again and again.", "gore"),
     ("en", "They found a corpse behind the barn.", "gore"),
     ("en", "The robber murdred the old man.", "gore"),
+    ("en", "The wolves slaughterd the sheep.", "gore"),
     ("en", "The prince and princess had sex in the tower.", "sexual"),
     ("en", "She sent him naked pictures.", "sexual"),
     ("en", "The goblin said, what the f*** are you doing?", "profanity"),
@@ -44,6 +45,7 @@ SAFE_OUTPUTS = [
     ("en", "They drove through Scunthorpe on the way to the sea.", None),
     ("en", "The therapist gave the bear a warm hug.", None),
     ("en", "The Emperor walked through the town in his new clothes.", None),
+    ("en", "Alice gave a little scream of laughter.", None),  # one letter from "slaughter", and a real word
     ("en", "Seven little dwarfs lived in the forest.", None),
     ("en", "The hummingbird was sucking nectar from a flower.", None),
     ("en", "The witch gave Hansel a gingerbread cookie.", None),

@@ -16,12 +16,13 @@ import lang
 from llm.intent import LABELS
 from llm.prompts import Mode
 from safety.lexicon import CATEGORIES
+from safety.rules import _close
 from settings import ListenSettings, Settings, StorySettings
 
 ROOT = Path(__file__).resolve().parent.parent
 FIELDS = [f.name for f in dataclasses.fields(lang.Language)]
 # The only fields a language may leave empty: it writes no space before "!", or has no surname endings.
-MAY_BE_EMPTY = {"spaced_closers", "common_suffixes"}
+MAY_BE_EMPTY = {"spaced_closers", "common_suffixes", "real_words_near_fuzzy"}
 REGEXES = ("ask_for_questions", "ask_to_choose", "choice_stem", "dont_know", "articles", "question_words", "story_words",
            "digit_words", "name_intro", "weak_intro")
 
@@ -60,6 +61,8 @@ def test_every_language_has_the_same_modes_labels_and_categories_as_english(code
     assert set(language.intent_cues) == set(english.intent_cues) and set(language.intent_cues) <= set(LABELS)
     assert set(language.safety_words) == set(english.safety_words) and set(language.safety_words) <= set(CATEGORIES)
     assert set(language.safety_fuzzy) <= set(CATEGORIES)
+    fuzzy = [word for words in language.safety_fuzzy.values() for word in words]
+    assert all(any(_close(real, word) for word in fuzzy) for real in language.real_words_near_fuzzy)  # none stale
     assert {kind for kind, _ in language.personal_patterns} == {kind for kind, _ in english.personal_patterns}
 
 
