@@ -20,6 +20,7 @@ from pathlib import Path
 from bench.common import ROOT, add_json_arg, finish_meta, machine_meta, print_table, write_json
 from safety.corpus import INPUT_ONLY, Row, read_tsv
 from safety.guard import AGE_POLICY, SafetyGuard
+from turn import SAFEGUARDING
 
 DEFAULT_HELDOUT = ROOT / "bench" / "data" / "safety_heldout.tsv"
 DEFAULT_CORPUS = ROOT.parent / "shared" / "corpus"
@@ -67,7 +68,7 @@ def heldout_rows(rows: list[Row], meaning) -> tuple[list[dict], list[dict], list
                 guard = make(EE, r.lang)
                 blocked, category = outcome(guard, r)
                 if r.category == "disclosure":
-                    stats["care"][0] += category == "disclosure"
+                    stats["care"][0] += category in SAFEGUARDING  # the care line (self-harm words have their own)
                     stats["care"][1] += 1
                 elif r.category == "jailbreak" and r.level == "unsafe":
                     stats["jailbreak"][0] += blocked

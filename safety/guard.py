@@ -146,12 +146,14 @@ class SafetyGuard:
         # list would only have redirected the request.
         reading = self._read(text) if spoken_by_child else None
         th = self.meaning.thresholds if self.meaning is not None else {}
-        if reading is not None and reading.disclosure >= th["disclosure"] and reading.disclosure >= reading.unsafe:
+        words = [m for m in word_matches(text, self.language) if m.category in blocked]
+        # Words of self-harm ("I wanna die") keep their own care line, which is written for them.
+        if (reading is not None and reading.disclosure >= th["disclosure"] and reading.disclosure >= reading.unsafe
+                and not any(m.category == "self_harm" for m in words)):
             return Verdict(False, "disclosure", f"p={reading.disclosure:.2f}", "meaning", "[disclosure]")
         # Every rule runs: personal information beside something unsafe must not hide it. The
         # most serious category decides (CATEGORIES order), and every match is masked.
         personal = [m for m in personal_matches(text, self.language, spoken_by_child) if m.category in blocked]
-        words = [m for m in word_matches(text, self.language) if m.category in blocked]
         matches = sorted(personal + words, key=lambda m: CATEGORIES.index(m.category))
         if matches:
             first = matches[0]
