@@ -333,9 +333,10 @@ def run(args: argparse.Namespace) -> int:
         reference, monitor = far_end(settings, args)
         speaker = build_speaker(settings, args, bus, voices, reference if monitor is None else None)
         bus.emit(SessionStart(model=backend.description, fine_tuned=backend.fine_tuned, age_group=story.age_group, language=story.language))
-        from acknowledge import Acknowledger
+        from acknowledge import Acknowledger, Pace
 
-        acknowledger = Acknowledger(story.language) if settings.speech.acknowledge else None
+        ack = settings.speech.acknowledge
+        acknowledger = Acknowledger(story.language, pace=Pace() if ack == "auto" else None) if ack else None
         if speaker and acknowledger:
             # Made ahead: the acknowledgement is the first thing a child hears after speaking.
             threading.Thread(target=speaker.prepare, args=(acknowledger.all_lines(),), name="tts-prepare", daemon=True).start()

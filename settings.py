@@ -135,7 +135,8 @@ class SpeechSettings(_Section):
     """How the stories are spoken."""
 
     enabled: bool = True
-    acknowledge: bool = True
+    # true: at once; auto: only when the model's first sentence is not ready within 0.5 s (acknowledge.Pace)
+    acknowledge: Union[Literal["auto"], bool] = "auto"
     engine: Literal["pyttsx3", "piper"] = "pyttsx3"
     voices: VoiceChoice = VoiceChoice()
     rate_wpm: int = Field(150, ge=60, le=400)

@@ -108,6 +108,9 @@ class Turn:
         self.begun: set[int] = set()  # lines the child began to hear
         self.played: set[int] = set()  # lines the child heard whole
         self.answered = False  # a story or an activity answered it (it counts as one of the session's turns)
+        self._ack: Optional[threading.Timer] = None  # an acknowledgement waiting to see whether the story comes first
+        self._ack_lock = threading.Lock()  # the waiting line and the turn's first line: one of them is first, whole
+        self._spoke = False  # a line of this turn was queued: the child is not waiting in silence
 
     def run(self) -> Optional[TurnEnd]:
         """Answer the child: screen once, route (an activity or a story), stream, check each sentence, speak."""
@@ -163,6 +166,7 @@ class Turn:
         story: list[int] = []  # the storyteller's own lines (indexes into self.lines)
         pieces = 0
         check = self.stages.guard.check_output if self.stages.guard else None
+        started = time.monotonic()
         try:
             replies = st.stream(screened.request, self.cancel, decision, turn=self.number, instruction=instruction,
                                 check=check) if screened.tell else iter(())
@@ -170,6 +174,8 @@ class Turn:
                 if isinstance(item, FirstToken):
                     self._mark("first_token")
                 elif isinstance(item, SentenceReady):
+                    if not story and self.stages.acknowledger is not None:
+                        self.stages.acknowledger.first_sentence(time.monotonic() - started)
                     story.append(self._say(item.text))
                 elif isinstance(item, BlockedEvent):
                     self._emit(item)
@@ -232,6 +238,7 @@ class Turn:
 
         announce=False: a line about the app itself (too long, a failure), not one of the turn's sentences.
         """
+        self._break_silence()
         index = len(self.lines) if announce else -1
         if announce:
             self.lines.append(text)
@@ -245,11 +252,38 @@ class Turn:
         return index
 
     def _acknowledge(self, mode: Mode) -> None:
-        """Said before the model reads the prompt, so there is no silence (not in text mode: there is no speaker)."""
-        ack = self.stages.acknowledger.line(mode) if self.stages.acknowledger and self.stages.speaker else None
-        if ack:
-            self._emit(Acknowledged(text=ack))
-            self.stages.speaker.say(ack, started=lambda: self._mark("first_audio"))
+        """Said before the model reads the prompt, so there is no silence (not in text mode: there is no speaker).
+
+        A model that has lately been quick to its first sentence is given a moment first: the line
+        is said only if the story is not ready by then (acknowledge.Pace).
+        """
+        acker = self.stages.acknowledger
+        ack = acker.line(mode) if acker and self.stages.speaker else None
+        if not ack:
+            return
+        wait = acker.wait_s()
+        if wait <= 0:
+            self._say_ack(ack)
+            return
+        self._ack = threading.Timer(wait, self._ack_if_silent, args=(ack,))
+        self._ack.name, self._ack.daemon = "ack-wait", True
+        self._ack.start()
+
+    def _ack_if_silent(self, ack: str) -> None:
+        with self._ack_lock:  # held while it is queued: a story line said meanwhile comes after it
+            if not self._spoke and not self.cancel.is_set():
+                self._say_ack(ack)
+
+    def _say_ack(self, ack: str) -> None:
+        self._emit(Acknowledged(text=ack))
+        self.stages.speaker.say(ack, started=lambda: self._mark("first_audio"))
+
+    def _break_silence(self) -> None:
+        """A line is being said: an acknowledgement still waiting is not needed any more."""
+        with self._ack_lock:
+            self._spoke = True
+            if self._ack is not None:
+                self._ack.cancel()
 
     def _begun(self, index: int) -> None:
         self.begun.add(index)
@@ -290,6 +324,7 @@ class Turn:
 
     def _finish_speech(self) -> None:
         """A cancelled turn goes silent at once; otherwise the turn ends when its speech does."""
+        self._break_silence()  # nothing of this turn is said after it
         if not self.stages.speaker:
             return
         if self.cancel.is_set():

@@ -3,7 +3,7 @@
 import random
 
 import lang
-from acknowledge import Acknowledger
+from acknowledge import Acknowledger, Pace
 from llm.prompts import Mode
 
 
@@ -22,3 +22,17 @@ def test_every_language_has_a_line_for_every_mode_but_repeat():
             else:
                 assert Acknowledger(language).line(mode) in lang.get(language).acknowledgements[mode.value]
 
+
+
+def test_the_line_is_said_at_once_until_the_model_has_lately_been_quick():
+    pace = Pace(quick_s=0.5, keep=3)
+    assert pace.wait_s() == 0  # a model not yet seen: the line at once
+    pace.record(0.2)
+    assert pace.wait_s() == 0.5  # quick: it is given half a second to be first
+    for seconds in (3.1, 2.4):
+        pace.record(seconds)
+    assert pace.wait_s() == 0  # the median of the last three is 2.4 s: slow, the line at once again
+    for seconds in (0.3, 0.2):
+        pace.record(seconds)
+    assert pace.wait_s() == 0.5  # the oldest are forgotten
+    assert Acknowledger("en").wait_s() == 0  # without a pace (speech.acknowledge: true): always at once

@@ -6,8 +6,9 @@ import threading
 import time
 
 import lang
+from acknowledge import Acknowledger, Pace
 from activities.flow import Activities
-from events import EventBus, SentenceReady, SpeechEnd, TurnEnd, TurnStart
+from events import Acknowledged, EventBus, SentenceReady, SpeechEnd, TurnEnd, TurnStart
 from llm.storyteller import Storyteller
 from pipeline import Session
 from safety.guard import SafetyGuard
@@ -182,3 +183,24 @@ def test_turn_end_counts_the_reply_not_the_questions_after_it():
     end = Session(Stages(teller, bus, show=lambda _: None, speaker=Hearing(), activities=acts)).run_turn("Tell me a fox story")
     assert acts.waiting and [e.text for e in events if isinstance(e, SentenceReady)][-1] == "Who found the key?"
     assert (end.sentences, end.sentences_played) == (3, 3)  # the intro and the question are the quiz's, not the reply's
+
+
+def test_a_model_that_is_quick_to_its_first_sentence_is_not_kept_behind_the_acknowledgement():
+    """speech.acknowledge: auto. The scripted model stands in for a fast one (a GPU) and, on demand, a slow one."""
+    speaker = Hearing()
+    parts, events = stages([STORY, STORY, STORY], speaker=speaker)
+    parts = Stages(parts.storyteller, parts.bus, show=parts.show, speaker=speaker,
+                   acknowledger=Acknowledger("en", pace=Pace(quick_s=0.5)))
+    session = Session(parts)
+    session.run_turn("Tell me a story about a fox")
+    assert speaker.said[0] == events[[isinstance(e, Acknowledged) for e in events].index(True)].text
+    assert speaker.said[1] == "A fox found a key."  # a model not yet seen: the line first
+    speaker.said.clear()
+    session.run_turn("Tell me a story about a bear")
+    assert speaker.said[0] == "A fox found a key."  # quick last time: the story is the first thing heard
+    assert sum(isinstance(e, Acknowledged) for e in events) == 1
+    speaker.said.clear()
+    parts.storyteller.backend.on_piece = lambda i: i == 0 and time.sleep(1.0)  # slow this time
+    session.run_turn("Tell me a story about a cat")
+    assert speaker.said[1] == "A fox found a key."  # the line after half a second, then the story
+    assert sum(isinstance(e, Acknowledged) for e in events) == 2
