@@ -21,7 +21,8 @@ from settings import ListenSettings, Settings, StorySettings
 
 ROOT = Path(__file__).resolve().parent.parent
 FIELDS = [f.name for f in dataclasses.fields(lang.Language)]
-# The only fields a language may leave empty: it writes no space before "!", or has no surname endings.
+# The only fields a language may leave empty: it writes no space before "!", has no surname endings,
+# or no real word one letter from its fuzzy words.
 MAY_BE_EMPTY = {"spaced_closers", "common_suffixes", "real_words_near_fuzzy"}
 REGEXES = ("ask_for_questions", "ask_to_choose", "choice_stem", "dont_know", "articles", "question_words", "story_words",
            "digit_words", "name_intro", "weak_intro")
