@@ -25,6 +25,10 @@ from safety.semantic import WEIGHTS, open_encoder
 DATA = Path(__file__).resolve().parent.parent / "safety" / "data"
 # Share of the safe dev sentences the thresholds may block; the rest of the budget is recall.
 SAFE_BLOCK_BUDGET = 0.02
+# Label smoothing in the training loss: on the dev split (layers 6 + 10) 0.1 caught 78.3 % of the
+# unsafe instead of 76.5 % and blocked 1.32 % of book and tale lines instead of 1.60 %, with the
+# same disclosures; 0.2 lost disclosures (BENCHMARKS.md, 5d).
+LABEL_SMOOTHING = 0.1
 ENCODER = "gemma-3-270m"  # chosen on the dev split (BENCHMARKS.md, 5): it reads French and German
 # The layer sets compared for each encoder (SmolLM2 has 30 blocks, Gemma 3 18). On a first run over
 # every fourth Gemma layer, layers past 12 read worse and cost more (BENCHMARKS.md, 5).
@@ -85,7 +89,7 @@ def train(x: np.ndarray, y: np.ndarray, n_classes: int, hidden: int = 256, steps
     # The tanh form of GELU, because that is what safety/semantic.py computes in numpy.
     net = torch.nn.Sequential(torch.nn.Dropout(0.2), first, torch.nn.GELU(approximate="tanh"), torch.nn.Dropout(0.2), second)
     opt = torch.optim.AdamW(net.parameters(), lr=3e-3, weight_decay=0.01)
-    loss_fn = torch.nn.CrossEntropyLoss(weight=weights)
+    loss_fn = torch.nn.CrossEntropyLoss(weight=weights, label_smoothing=LABEL_SMOOTHING)
     for _ in range(steps):
         opt.zero_grad()
         loss_fn(net(xt), yt).backward()
@@ -122,16 +126,17 @@ def thresholds(rows: list[Row], p: np.ndarray, classes: list[str]) -> dict[str, 
     c = concern(p, classes)
     safe = np.array([r.level == "safe" for r in rows])
     young = c["unsafe"] + c["older"]
-    out = {
+    # Every bar is a share of the dev split's safe sentences it may block, so the age groups keep
+    # their order whatever the spread of the probabilities (label smoothing caps them near 0.9,
+    # where fixed factors of a bar had made Toddlers block a third of the classic tales).
+    return {
+        "toddlers": pick_threshold(young[safe], SAFE_BLOCK_BUDGET * 4),  # the strictest: older content too
         "young": pick_threshold(young[safe], SAFE_BLOCK_BUDGET),  # Preschoolers, Early Elementary: older content too
-        "old": pick_threshold(c["unsafe"][safe], SAFE_BLOCK_BUDGET),  # Late Elementary, Preteens: unsafe only
+        "old": pick_threshold(c["unsafe"][safe], SAFE_BLOCK_BUDGET),  # Late Elementary: unsafe only
+        "preteens": pick_threshold(c["unsafe"][safe], SAFE_BLOCK_BUDGET / 2),  # a little looser
         "disclosure": pick_threshold(c["disclosure"][safe], SAFE_BLOCK_BUDGET / 2),
         "jailbreak": pick_threshold(c["jailbreak"][safe], SAFE_BLOCK_BUDGET / 2),
     }
-    # Toddlers: stricter than anyone (a lower bar on the same score), Preteens: a little looser.
-    out["toddlers"] = max(0.3, out["young"] * 0.75)
-    out["preteens"] = out["old"] + (1.0 - out["old"]) / 2
-    return out
 
 
 def report(name: str, rows: list[Row], p: np.ndarray, classes: list[str], th: dict[str, float]) -> float:
