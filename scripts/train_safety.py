@@ -25,9 +25,10 @@ from safety.semantic import WEIGHTS, open_encoder
 DATA = Path(__file__).resolve().parent.parent / "safety" / "data"
 # Share of the safe dev sentences the thresholds may block; the rest of the budget is recall.
 SAFE_BLOCK_BUDGET = 0.02
-# Label smoothing in the training loss: on the dev split (layers 6 + 10) 0.1 caught 78.3 % of the
-# unsafe instead of 76.5 % and blocked 1.32 % of book and tale lines instead of 1.60 %, with the
-# same disclosures; 0.2 lost disclosures (BENCHMARKS.md, 5d).
+# Label smoothing in the training loss: on the 5c corpus's dev split (layers 6 + 10) 0.1 caught
+# 78.3 % of the unsafe instead of 76.5 % and blocked 1.32 % of book and tale lines instead of 1.60 %,
+# with the same disclosures; 0.2 lost disclosures. On the 5d split it trades some of the unsafe
+# (78.7 against 80.6 %) for disclosures (87.6 against 84.7 %) (BENCHMARKS.md, 5d).
 LABEL_SMOOTHING = 0.1
 ENCODER = "gemma-3-270m"  # chosen on the dev split (BENCHMARKS.md, 5): it reads French and German
 # The layer sets compared for each encoder (SmolLM2 has 30 blocks, Gemma 3 18). On a first run over
