@@ -43,10 +43,10 @@ def steady_listener(listener):
     scheduler puts it; and Whisper's temperature fallback samples a repetitive segment again at
     random. Over babble both changed the words heard from run to run (WER 0.47-0.74).
     """
-    temperature = listener.transcriber.temperature
+    saved = listener.inline, listener.transcriber.temperature
     listener.inline, listener.transcriber.temperature = True, (0.0,)
     yield listener
-    listener.inline, listener.transcriber.temperature = False, temperature
+    listener.inline, listener.transcriber.temperature = saved
 
 
 def listen_to(listener, samples, counter=None, **kwargs):
