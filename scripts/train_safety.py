@@ -122,6 +122,11 @@ def pick_threshold(score_safe: np.ndarray, budget: float) -> float:
     return float(max(0.3, np.quantile(score_safe, 1.0 - budget)))
 
 
+def story_lines(rows: list[Row]) -> np.ndarray:
+    """Per row: a safe story sentence with nothing tricky in it (the book and tale lines)."""
+    return np.array([r.level == "safe" and r.side == "output" and r.category == "none" for r in rows])
+
+
 def thresholds(rows: list[Row], p: np.ndarray, classes: list[str]) -> dict[str, float]:
     """Thresholds tuned on the dev split: each blocks at most the budget of its safe sentences."""
     c = concern(p, classes)
@@ -132,7 +137,9 @@ def thresholds(rows: list[Row], p: np.ndarray, classes: list[str]) -> dict[str, 
     # where fixed factors of a bar had made Toddlers block a third of the classic tales).
     return {
         "toddlers": pick_threshold(young[safe], SAFE_BLOCK_BUDGET * 4),  # the strictest: older content too
-        "young": pick_threshold(young[safe], SAFE_BLOCK_BUDGET),  # Preschoolers, Early Elementary: older content too
+        # Preschoolers, Early Elementary: older content too. A bar on the dev split's story lines
+        # alone (0.5 % of them, for the 1 % bar on real stories) lost 14 points of recall (5e).
+        "young": pick_threshold(young[safe], SAFE_BLOCK_BUDGET),
         "old": pick_threshold(c["unsafe"][safe], SAFE_BLOCK_BUDGET),  # Late Elementary: unsafe only
         "preteens": pick_threshold(c["unsafe"][safe], SAFE_BLOCK_BUDGET / 2),  # a little looser
         "disclosure": pick_threshold(c["disclosure"][safe], SAFE_BLOCK_BUDGET / 2),
@@ -150,8 +157,10 @@ def report(name: str, rows: list[Row], p: np.ndarray, classes: list[str], th: di
     recall = float((young[unsafe] >= th["young"]).mean()) if unsafe.any() else 0.0
     blocked = float((young[safe] >= th["young"]).mean()) if safe.any() else 0.0
     care = float((c["disclosure"][disclosure] >= th["disclosure"]).mean()) if disclosure.any() else 0.0
-    print(f"  {name}: unsafe caught {recall:.1%} of {unsafe.sum()}, safe blocked {blocked:.1%} of {safe.sum()}, "
-          f"disclosures {care:.1%} of {disclosure.sum()}")
+    story = story_lines(rows)
+    told = float((young[story] >= th["young"]).mean()) if story.any() else 0.0
+    print(f"  {name}: unsafe caught {recall:.1%} of {unsafe.sum()}, safe blocked {blocked:.1%} of {safe.sum()} "
+          f"(story lines {told:.2%} of {story.sum()}), disclosures {care:.1%} of {disclosure.sum()}")
     langs = np.array([r.lang for r in rows])
     print("    " + ", ".join(f"{lang}: caught {(young[unsafe & (langs == lang)] >= th['young']).mean():.0%}, "
                              f"blocked {(young[safe & (langs == lang)] >= th['young']).mean():.1%}"
