@@ -231,6 +231,8 @@ class ListenSettings(_Section):
     noise_suppression: bool = False
     # Seconds of the speaker's sound the canceller adapts on before a voice may interrupt (stop always can).
     echo_settle_s: float = Field(1.0, ge=0.0, le=10.0)
+    # ... and seconds of each new playback (after a second of quiet), on which AEC3 finds the echo again.
+    echo_resettle_s: float = Field(0.8, ge=0.0, le=5.0)
     # The start-up check's short sound, and the verdict it gives barge_in: auto (off: trust the canceller).
     echo_check: bool = True
 

@@ -34,6 +34,10 @@ PLAYING_S = 0.1
 WAIT_S = 0.05
 # Far-end samples above this level count as the speaker playing (for settling and for the check).
 ACTIVE_DBFS = -50.0
+# The far end quiet this long: the next sound is a new playback (an acknowledgement after the
+# child's turn, a story after a wait), on which AEC3 has to find the echo again. Measured in the
+# room: 2-16 dB out of the echo in a new playback's first 0.3 s (60 dB within a story's sentences).
+NEW_PLAYBACK_S = 1.0
 # Residual echo suppression: a 32 ms frame the canceller took at least RESIDUAL_DB out of was echo
 # only, and is brought down to the room's level (by SUPPRESS, -40 dB, at most). A child talking over
 # the story keeps the frame while their voice is no more than about RESIDUAL_DB under the echo.
@@ -91,6 +95,8 @@ class PlayedAudio:
         self._lock = threading.Condition()
         self._written_at = -math.inf  # when the last block came (the speaker is playing if just now)
         self.active_s = 0.0  # seconds of far-end sound so far (the canceller settles on it)
+        self.playback_s = 0.0  # of it, since the far end was last quiet for NEW_PLAYBACK_S
+        self._sounded_at = -math.inf  # when the last block with sound in it came
 
     def index(self, at: float) -> int:
         """The absolute sample index of a moment on the clock."""
@@ -111,8 +117,18 @@ class PlayedAudio:
             self._write(start, x)
             self._written_at = self.clock()
             if _db(x) > ACTIVE_DBFS:
+                now = self.clock()
+                if now - self._sounded_at >= NEW_PLAYBACK_S:
+                    self.playback_s = 0.0
                 self.active_s += len(x) / RATE
+                self.playback_s += len(x) / RATE
+                self._sounded_at = now
             self._lock.notify_all()
+
+    def playing_s(self) -> float:
+        """Seconds of sound in the playback going on (0.0 once the far end has been quiet NEW_PLAYBACK_S)."""
+        with self._lock:
+            return self.playback_s if self.clock() - self._sounded_at < NEW_PLAYBACK_S else 0.0
 
     def wait_for(self, end: int, timeout: float = WAIT_S) -> None:
         """While the speaker is playing, wait (up to timeout) until what it plays up to index end is here.
@@ -154,12 +170,14 @@ class EchoCanceller:
     """WebRTC AEC3 on the microphone's 16 kHz frames, with PlayedAudio as the far end; frames keep their length.
 
     The output lags the input by 10 to 20 ms (AEC3 takes 10 ms at a time; the first 10 ms are silence).
-    `settled` is true once it has heard settle_s of the speaker: before that a voice is not trusted
-    to be the child's (barge-in waits, the stop word still works).
+    `settled` is true once it has heard settle_s of the speaker, and resettle_s of each new playback
+    (AEC3 finds the echo again at each): before that a voice is not trusted to be the child's
+    (barge-in waits, the stop word still works).
     """
 
     def __init__(self, reference: PlayedAudio, delay_ms: int = 0, settle_s: float = 1.0,
-                 reanchor_s: float = REANCHOR_S, residual_db: Optional[float] = RESIDUAL_DB):
+                 reanchor_s: float = REANCHOR_S, residual_db: Optional[float] = RESIDUAL_DB,
+                 resettle_s: float = 0.0):
         try:
             import pywebrtc_audio
         except ImportError as err:
@@ -168,6 +186,7 @@ class EchoCanceller:
         self._make = lambda: pywebrtc_audio.EchoCanceller(RATE, 1, int(delay_ms))
         self._aec = self._make()
         self.reference, self.settle_s, self.reanchor_s = reference, settle_s, reanchor_s
+        self.resettle_s = resettle_s
         self.residual_db = residual_db  # None: AEC3's output as it is (the benchmark's comparison)
         self._heard_from = reference.active_s
         self._cursor: Optional[int] = None
@@ -213,8 +232,11 @@ class EchoCanceller:
 
     @property
     def settled(self) -> bool:
-        """It has adapted to the room on enough of the speaker's sound to tell a voice from its echo."""
-        return self.reference.active_s - self._heard_from >= self.settle_s
+        """It has adapted to the room, and to this playback, enough to tell a voice from its echo."""
+        if self.reference.active_s - self._heard_from < self.settle_s:
+            return False
+        playing = self.reference.playing_s()  # 0.0: nothing playing, nothing to echo
+        return playing == 0.0 or playing >= self.resettle_s
 
     def reset(self) -> None:
         """Forget the room (a new device): adapt again, and wait settle_s again before trusting a voice."""

@@ -25,7 +25,7 @@ def open_microphone(listen: Any, device: Any, output: Any = None, reference: Opt
     """
     echo = None
     if reference is not None and output:
-        echo = EchoCanceller(reference, settle_s=listen.echo_settle_s,
+        echo = EchoCanceller(reference, settle_s=listen.echo_settle_s, resettle_s=listen.echo_resettle_s,
                              reanchor_s=MONITOR_REANCHOR_S if monitor else REANCHOR_S)
     far = SpeakerMonitor(monitor, reference) if echo is not None and monitor else None
     mic = Microphone(device, echo=echo, far=far)

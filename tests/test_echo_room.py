@@ -64,7 +64,7 @@ def test_the_app_never_hears_its_own_stories_and_a_child_can_talk_over_them(puls
     # not one sound of them was taken for speech.
     assert len(story_lines(first)) >= 20, [r["text"] for r in story_lines(first)]
     assert count(first, "speech_start") == len(quiet), what_was_heard(first)  # the requests only
-    assert not any(r["cancelled"] for r in first if r["event"] == "turn_end")
+    assert not any(r["cancelled"] for r in first if r["event"] == "turn_end"), (what_was_heard(first), stderr[-3000:])
     assert barged, (what_was_heard(records), stderr[-3000:])
     turns = [r for r in records if r["event"] == "turn_start"]
     assert "pirate" in words(turns[len(quiet) + 1]["text"]), what_was_heard(records)
