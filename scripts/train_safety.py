@@ -30,6 +30,9 @@ SAFE_BLOCK_BUDGET = 0.02
 # with the same disclosures; 0.2 lost disclosures. On the 5d split it trades some of the unsafe
 # (78.7 against 80.6 %) for disclosures (87.6 against 84.7 %) (BENCHMARKS.md, 5d).
 LABEL_SMOOTHING = 0.1
+# Networks from different starts, averaged: on the 5e dev split 3 caught 82.1 % of the unsafe
+# instead of 79.0 % at the same 2 % of the safe, and fewer story lines (BENCHMARKS.md, 5f).
+SEEDS = 3
 ENCODER = "gemma-3-270m"  # chosen on the dev split (BENCHMARKS.md, 5): it reads French and German
 # The layer sets compared for each encoder (SmolLM2 has 30 blocks, Gemma 3 18). On a first run over
 # every fourth Gemma layer, layers past 12 read worse and cost more (BENCHMARKS.md, 5).
@@ -76,11 +79,29 @@ def features(rows: list, layers: list[int], encoder: str) -> dict[int, np.ndarra
     return {layer: np.stack([stored[layer][r.text] for r in rows]) for layer in layers}
 
 
-def train(x: np.ndarray, y: np.ndarray, n_classes: int, hidden: int = 256, steps: int = 300) -> dict[str, np.ndarray]:
+def train(x: np.ndarray, y: np.ndarray, n_classes: int, hidden: int = 256, steps: int = 300,
+          seeds: int = 1) -> dict[str, np.ndarray]:
+    """`seeds` networks trained from different starts, their logits averaged, as one network (see ensemble)."""
+    return ensemble([train_one(x, y, n_classes, hidden, steps, seed) for seed in range(seeds)])
+
+
+def ensemble(nets: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    """Networks over the same standardized features, as one whose logits are their mean.
+
+    Side by side their hidden layers are one wider layer; the output layer, stacked and divided
+    by their number, averages the logits. So the app reads it as any head (safety/semantic.py).
+    """
+    k = len(nets)
+    return {"mean": nets[0]["mean"], "scale": nets[0]["scale"],
+            "w1": np.concatenate([n["w1"] for n in nets], axis=1), "b1": np.concatenate([n["b1"] for n in nets]),
+            "w2": np.concatenate([n["w2"] for n in nets], axis=0) / k, "b2": sum(n["b2"] for n in nets) / k}
+
+
+def train_one(x: np.ndarray, y: np.ndarray, n_classes: int, hidden: int, steps: int, seed: int) -> dict[str, np.ndarray]:
     """A two-layer network (dropout, GELU) with balanced class weights, full batch, AdamW; numpy weights out."""
     import torch
 
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     mean, scale = x.mean(0), x.std(0) + 1e-6
     xt = torch.from_numpy((x - mean) / scale).float()
     yt = torch.from_numpy(y)
@@ -173,6 +194,7 @@ def main() -> None:
     p.add_argument("--encoder", choices=sorted(KNOWN), default=ENCODER, help="the packaged model whose hidden states are read")
     p.add_argument("--layers", type=int, nargs="+", help="layers to compare one by one (default: the encoder's candidates)")
     p.add_argument("--together", action="store_true", help="read the --layers side by side as one candidate (e.g. --layers 6 10 --together)")
+    p.add_argument("--seeds", type=int, default=SEEDS, help="networks averaged into the head (one wider network)")
     p.add_argument("--out", type=Path, default=WEIGHTS)
     p.add_argument("--data", type=Path, default=DATA)
     args = p.parse_args()
@@ -192,7 +214,7 @@ def main() -> None:
     best = None
     for layers in candidates:
         x = np.concatenate([feats[layer] for layer in layers], axis=1)
-        weights = train(x[~dev], y[~dev], len(classes))
+        weights = train(x[~dev], y[~dev], len(classes), seeds=args.seeds)
         probs = predict(weights, x[dev])
         th = thresholds(dev_rows, probs, classes)
         print(f"layers {layers}:")
