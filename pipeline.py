@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 MIC_RETRY_MAX_S = 10.0
 # Longer speech while the app talks is not transcribed in half-duplex: a stop word is short.
 STOP_WORD_MAX_S = 2.0
+# While the app speaks, speech this short is transcribed for the stop word: a child's "Stop!" has
+# about 0.22 s of loud voice, under min_speech_s, and over the story's echo less of it is heard.
+# Barge-in still waits for min_speech_s of speech.
+STOP_WORD_MIN_S = 0.12
 
 
 class _Until:
@@ -341,12 +345,15 @@ class Session:
                     if allowed():
                         barged.set()
                         self._interrupt(cancel)
+                    else:
+                        log.debug("speech over the answer before the echo canceller settled: heard for 'stop' only")
 
                 # A child who barged in is heard to the end of what they say, though the answer they
                 # cut ends (done) while they are still speaking: those words are the next turn.
                 until = _Until(done, barged, stop)
                 overheard = listener.listen(mic.read(until), until, on_start=interrupt if barge_in else None,
-                                            max_seconds=None if barge_in else STOP_WORD_MAX_S, announce=False)
+                                            max_seconds=None if barge_in else STOP_WORD_MAX_S, announce=False,
+                                            short_s=STOP_WORD_MIN_S)
                 if overheard is None:
                     break
                 if is_stop_word(overheard.text, self.storyteller.language):

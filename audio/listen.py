@@ -142,28 +142,32 @@ class Listener:
         announce: bool = True,
         wait_s: Optional[float] = None,
         prefix: Optional[np.ndarray] = None,
+        short_s: Optional[float] = None,
     ) -> Optional[np.ndarray]:
         """Read frames until a whole utterance (with pre-roll) has been heard; None if the input ends first.
 
         on_start runs the moment speech is confirmed (barge-in stops the speaker there).
+        short_s: speech this short is an utterance too (a stop word over the app's voice), though
+        it is confirmed (speech_start, on_start) only at min_speech_s, as any other.
         announce: emit `listening` (off while the app speaks: the robot's face shows speaking).
         wait_s: give up (None) when no speech has begun after this long.
         prefix: the turn heard before this part (the rest of an unfinished request): the early
         transcript reads both.
         """
-        seg = Segmenter(self.endpoint)
+        seg = Segmenter(self.endpoint if short_s is None else dataclasses.replace(self.endpoint, min_speech_s=short_s))
         # Only while the child has the floor: not for the stop word over the app's own voice.
         early = _Early(self.transcriber, self.inline) if self.probe_s > 0 and (announce or prefix is not None) else None
         try:
-            return self._utterance(frames, stop, on_start, announce, wait_s, seg, early, prefix)
+            return self._utterance(frames, stop, on_start, announce, wait_s, seg, early, prefix, short_s is not None)
         finally:
             if early is not None:
                 early.wait()  # never two transcriptions at once: the next one may start right after
 
     def _utterance(self, frames: Iterable[np.ndarray], stop: threading.Event, on_start: Optional[Callable[[], None]],
                    announce: bool, wait_s: Optional[float], seg: Segmenter, early: Optional[_Early],
-                   prefix: Optional[np.ndarray]) -> Optional[np.ndarray]:
+                   prefix: Optional[np.ndarray], short: bool = False) -> Optional[np.ndarray]:
         self._ready, self._scored = None, (-1, 0.0)
+        confirmed = False
         keep = int((self.pre_roll_s + self.endpoint.min_speech_s + self.endpoint.end_silence_s) / FRAME_S) + 2
         recent: collections.deque = collections.deque(maxlen=keep)  # frames before the turn is confirmed
         taken: list[np.ndarray] = []
@@ -188,10 +192,15 @@ class Listener:
                 start_index = first
                 log.debug("speech began: %.0f dBFS, %.0f dB over the room's floor", self.heard[0],
                           self.heard[0] - self.heard[1])
+            if seg.speaking and not confirmed and seg.speech_s >= self.endpoint.min_speech_s:
+                confirmed = True
                 self.bus.emit(SpeechStart())
                 if on_start:
                     on_start()
-            elif event is SpeechEdge.END:
+            if event is SpeechEdge.END:
+                if short and not confirmed:
+                    log.debug("short speech (frames %d-%d): heard for a stop word only", start_index, i)
+                    return np.concatenate(taken)  # no speech_start was announced, so no speech_end either
                 silence = 0 if seg.forced else int((self.endpoint.end_silence_s - TAIL_S) / FRAME_S)
                 self._end(SpeechEnd(forced=seg.forced, silence_s=None if seg.forced else self.endpoint.end_silence_s,
                                     turn_p=self._last_p()))
@@ -204,7 +213,7 @@ class Listener:
                     if early.result is not None and early.frames == pause_start:
                         self._ready = early.result
                 return audio
-            elif early is not None and seg.speaking:
+            elif early is not None and seg.speaking and event is not SpeechEdge.START:
                 decided = self._probe(early, seg, taken, prefix)
                 if decided is not None:
                     return decided
@@ -268,6 +277,7 @@ class Listener:
         announce: bool = True,
         on_cue: Optional[Callable[[], None]] = None,
         resume: bool = True,
+        short_s: Optional[float] = None,
     ) -> Optional[Transcript]:
         """One turn: wait for speech, transcribe it; None when the input ended with no speech.
 
@@ -276,10 +286,11 @@ class Listener:
         on_cue: called the moment the turn seems finished and the listener waits resume_s for more
         (the speaker's listening cue: the child hears at once that they were heard).
         resume: wait resume_s after finished words (False: an answer to a question ends at once).
+        short_s: speech this short is transcribed too (the stop word over the app's voice is short).
         """
         frames = iter(frames)
         while not stop.is_set():
-            audio = self.utterance(frames, stop, on_start, announce)
+            audio = self.utterance(frames, stop, on_start, announce, short_s=short_s)
             if audio is None:
                 if not stop.is_set():
                     self.bus.emit(NoSpeech())

@@ -268,3 +268,25 @@ def test_an_early_transcript_too_late_for_an_early_end_still_gets_the_cue_and_th
     first = next(e for e in records if isinstance(e, SpeechEnd))
     assert first.silence_s == 0.8 and first.words == "", first  # not ended early: the transcript was too late
     assert cues and len(cues) <= 2
+
+
+def test_a_short_stop_word_over_the_app_is_heard_but_only_min_speech_s_confirms_a_barge_in():
+    # While the app speaks the listener watches for "stop", which a child says in about 0.2 s of
+    # loud voice, under min_speech_s (0.25 s): such speech is transcribed, but barge-in (on_start)
+    # and speech_start wait for min_speech_s, so a blip of the echo or the murmur stops nothing.
+    stt = Scripted([(0.0, "Stop!")])
+    ear, records = listener(stt, probe=0.0)
+    started = []
+    short = frames((0.3, QUIET), (0.16, LOUD), (1.5, QUIET))
+    heard = ear.listen(short, threading.Event(), on_start=lambda: started.append(1), announce=False, short_s=0.12)
+    assert heard is not None and heard.text == "Stop!"
+    assert not started and not [e for e in records if type(e).__name__ in ("SpeechStart", "SpeechEnd")]
+    # Without short_s the same 0.16 s is a bump, as between turns.
+    ear, records = listener(Scripted([(0.0, "Stop!")]), probe=0.0)
+    assert ear.listen(frames((0.3, QUIET), (0.16, LOUD), (1.5, QUIET)), threading.Event(), announce=False) is None
+    # Longer speech with short_s: confirmed once, at min_speech_s, as any other.
+    ear, records = listener(Scripted([(0.0, "Make it a pirate!")]), probe=0.0)
+    long = frames((0.3, QUIET), (1.0, LOUD), (1.5, QUIET))
+    heard = ear.listen(long, threading.Event(), on_start=lambda: started.append(1), announce=False, short_s=0.12)
+    assert heard.text == "Make it a pirate!" and started == [1]
+    assert [type(e).__name__ for e in records if type(e).__name__ in ("SpeechStart", "SpeechEnd")] == ["SpeechStart", "SpeechEnd"]
