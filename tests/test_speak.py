@@ -94,9 +94,12 @@ def test_espeak_sentence_is_whole_when_its_thread_is_slow(espeak, monkeypatch):
         long = espeak.synthesize(SENTENCE)
     finally:
         espeak.engine.pyttsx3.disconnect(slow)
+    assert len(runs) == 1  # the slow sentence was waited for, not restarted
     short = espeak.synthesize("Hello.")
     whole = espeak.synthesize(SENTENCE)  # the same sentence at full speed
-    assert len(runs) == 3  # one synthesis per sentence, none restarted
+    # Each of these may be rendered again once if pyttsx3's driver cancelled it as it began (the race
+    # EspeakTurn handles; a CI run under load saw one): whole all the same.
+    assert 3 <= len(runs) <= 4, runs
     # eSpeak's output varies by a few hundred samples between runs; a cut one would lose seconds.
     assert abs(long.duration - whole.duration) < 0.1 * whole.duration
     assert np.abs(long.samples).max() > 0.1
